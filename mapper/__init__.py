@@ -1,0 +1,35 @@
+"""MFM-Mapper: video-to-audio generation with frozen visual foundation models, a GPT-2 mapper
+and AudioLDM-2.
+
+    import mapper
+    result = mapper.generate("clip.mp4", "dog barking")   # uses the last trained mapper
+    result.audio, result.sample_rate                        # float32 mono, 16000
+
+    pipe = mapper.load_pipeline(mapper="runs/toy/mapper")  # or name one explicitly
+"""
+from __future__ import annotations
+
+from mapper.config import MapperConfig
+from mapper.model import MapperModel
+
+__all__ = ["MapperConfig", "MapperModel", "generate", "load_pipeline"]
+
+_default_pipelines: dict = {}
+
+
+def load_pipeline(*args, **kwargs):
+    from mapper.pipeline import load_pipeline as _load
+
+    return _load(*args, **kwargs)
+
+
+def generate(video, label: str | None = None, **kwargs):
+    """Generate a soundtrack for `video` with the last trained mapper (see `load_pipeline` to
+    choose one); keyword arguments go to the pipeline call (steps, guidance, seed, ...)."""
+    from mapper.registry import last_mapper
+
+    key = str(last_mapper())
+    if key not in _default_pipelines:
+        _default_pipelines.clear()  # keep at most one set of models in memory
+        _default_pipelines[key] = load_pipeline(mapper=key)
+    return _default_pipelines[key](video, label, **kwargs)

@@ -1,0 +1,67 @@
+"""Held-out evaluation of a mapper against baselines that ignore (part of) the video.
+
+- mean predictor: the train-set mean of every AudioMAE token, whatever the video;
+- shuffled-video predictor: the mapper's own prediction for a *different* held-out clip, which
+  keeps everything the mapper learned about typical sounds but breaks the link to this video.
+Beating the first shows the mapper uses the input at all; beating the second shows it uses the
+right video.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from mapper.model import MapperModel
+
+
+@torch.no_grad()
+def predict(mapper: MapperModel, dataset, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Autoregressive predictions and targets, both (N, tokens, D) float32 on CPU."""
+    mapper.eval()
+    device = next(mapper.parameters()).device
+    predictions, targets = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        cavp, timechat = batch["cavp"].float().to(device), batch["timechat"].float().to(device)
+        predictions.append(mapper.generate(cavp, timechat).float().cpu())
+        targets.append(batch["audiomae"].float())
+    return torch.cat(predictions), torch.cat(targets)
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return F.cosine_similarity(a, b, dim=-1).mean().item()
+
+
+@torch.no_grad()
+def evaluate_mapper(mapper: MapperModel, train_dataset, test_dataset, batch_size: int = 64) -> dict[str, float]:
+    """MSE and cosine of the mapper and both baselines on `test_dataset`."""
+    predictions, targets = predict(mapper, test_dataset, batch_size)
+    if len(targets) < 2:
+        raise ValueError("evaluation needs at least two held-out clips (one to shuffle against)")
+    train_mean = torch.stack([row["audiomae"].float() for row in train_dataset]).mean(dim=0)  # (tokens, D)
+    mean_prediction = train_mean.expand_as(targets)
+    shuffled = predictions.roll(1, dims=0)  # every clip gets another clip's prediction
+    return {
+        "mse": F.mse_loss(predictions, targets).item(),
+        "mse_mean_baseline": F.mse_loss(mean_prediction, targets).item(),
+        "mse_shuffled_baseline": F.mse_loss(shuffled, targets).item(),
+        "cosine": _cosine(predictions, targets),
+        "cosine_mean_baseline": _cosine(mean_prediction, targets),
+        "cosine_shuffled_baseline": _cosine(shuffled, targets),
+        "clips": float(len(targets)),
+    }
+
+
+def format_report(metrics: dict[str, float]) -> str:
+    gain_mean = 1 - metrics["mse"] / metrics["mse_mean_baseline"]
+    gain_shuffled = 1 - metrics["mse"] / metrics["mse_shuffled_baseline"]
+    return "\n".join(
+        [
+            f"held-out clips: {int(metrics['clips'])}",
+            f"{'':22s}{'MSE':>10s}{'cosine':>10s}",
+            f"{'mapper':22s}{metrics['mse']:10.4f}{metrics['cosine']:10.4f}",
+            f"{'mean predictor':22s}{metrics['mse_mean_baseline']:10.4f}{metrics['cosine_mean_baseline']:10.4f}",
+            f"{'shuffled-video':22s}{metrics['mse_shuffled_baseline']:10.4f}{metrics['cosine_shuffled_baseline']:10.4f}",
+            f"MSE reduction vs mean predictor: {gain_mean:.1%}, vs shuffled video: {gain_shuffled:.1%}",
+        ]
+    )

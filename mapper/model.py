@@ -1,0 +1,91 @@
+"""The MFM-Mapper: fused visual tokens -> GPT-2 -> 8 pooled AudioMAE tokens.
+
+Training (teacher forcing): GPT-2 reads `fused (S) ⊕ target[:-1] (N-1)` as `inputs_embeds`; the
+last hidden states at positions S-1 .. S+N-2 are the predictions of target tokens 0 .. N-1.
+Inference: N autoregressive steps with GPT-2's KV cache, each output hidden state fed back as the
+next input embedding — the same continuous-token loop AudioLDM-2 runs with its own GPT-2, which
+is why the GPT-2 width equals the AudioMAE token width and there is no LM head.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers import GPT2Config, GPT2Model, PreTrainedModel
+
+from mapper.config import MapperConfig
+from mapper.fusion import VisualFusion
+
+
+def gpt2_config(config: MapperConfig) -> GPT2Config:
+    return GPT2Config(
+        n_embd=config.audio_token_dim,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        n_positions=config.n_positions,
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        vocab_size=1,  # inputs are always embeddings; the token table is unused
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+
+
+class MapperModel(PreTrainedModel):
+    config_class = MapperConfig
+    base_model_prefix = "mapper"
+    main_input_name = "cavp"
+
+    def __init__(self, config: MapperConfig):
+        super().__init__(config)
+        self.fusion = VisualFusion(config)
+        self.gpt2 = GPT2Model(gpt2_config(config))
+        if config.prefix_length + config.num_audio_tokens > config.n_positions:
+            raise ValueError(
+                f"{config.prefix_length} visual + {config.num_audio_tokens} audio tokens exceed "
+                f"GPT-2's n_positions={config.n_positions}"
+            )
+        self.post_init()
+
+    def _init_weights(self, module):
+        # GPT2Model initialised its own weights when built; the fusion Linears keep PyTorch's.
+        # The alignment matrix is derived from the config, not saved: rebuild it whenever
+        # transformers materialises the model (from_pretrained builds it on the meta device).
+        if isinstance(module, VisualFusion):
+            module.reset_alignment(self.config)
+
+    def load_language_model(self, gpt2: GPT2Model) -> None:
+        """Initialise the backbone from AudioLDM-2's GPT-2 (`language_model`), as the paper does."""
+        state = {k: v for k, v in gpt2.state_dict().items() if not k.startswith("wte.")}
+        missing, unexpected = self.gpt2.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("wte.")]
+        if missing or unexpected:
+            raise ValueError(f"GPT-2 init mismatch: missing {missing}, unexpected {unexpected}")
+
+    def fuse(self, cavp: torch.Tensor, timechat: torch.Tensor) -> torch.Tensor:
+        return self.fusion(cavp, timechat)  # (B, S, D)
+
+    def forward(self, cavp: torch.Tensor, timechat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced predictions (B, N, D) of `target` (B, N, D)."""
+        prefix = self.fuse(cavp, timechat)  # (B, S, D)
+        inputs = torch.cat([prefix, target[:, :-1].to(prefix.dtype)], dim=1)  # (B, S+N-1, D)
+        hidden = self.gpt2(inputs_embeds=inputs).last_hidden_state
+        return hidden[:, prefix.shape[1] - 1 :]  # (B, N, D)
+
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.to(prediction.dtype)
+        if self.config.loss == "l1":
+            return F.l1_loss(prediction, target)
+        return F.mse_loss(prediction, target)
+
+    @torch.no_grad()
+    def generate(self, cavp: torch.Tensor, timechat: torch.Tensor) -> torch.Tensor:
+        """N cached autoregressive steps -> predicted AudioMAE tokens (B, N, D)."""
+        out = self.gpt2(inputs_embeds=self.fuse(cavp, timechat), use_cache=True)
+        step = out.last_hidden_state[:, -1:]  # (B, 1, D): prediction of token 0
+        tokens = [step]
+        for _ in range(self.config.num_audio_tokens - 1):
+            out = self.gpt2(inputs_embeds=step, past_key_values=out.past_key_values, use_cache=True)
+            step = out.last_hidden_state[:, -1:]
+            tokens.append(step)
+        return torch.cat(tokens, dim=1)

@@ -1,0 +1,142 @@
+"""Lightning wrappers: the mapper as a LightningModule, the feature cache as a LightningDataModule.
+
+Their `__init__` signatures are the schema of `recipes/configs/*.yaml` (LightningCLI reads them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from extractors.cache import FeatureCache
+from extractors.clips import SPLITS
+from mapper.config import MapperConfig
+from mapper.model import MapperModel
+
+FEATURES = ["cavp", "timechat", "audiomae"]
+
+
+@dataclass
+class ToyWorld:
+    """Where to build the procedural toy-foley world when the cache does not exist yet."""
+
+    root: str = "data/toy/world"
+    num_clips: int = 120
+    seed: int = 0
+
+
+class MapperDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        cache: str = "data/toy/cache",
+        preset: str = "tiny",
+        batch_size: int = 16,
+        num_workers: int = 0,
+        toy_world: ToyWorld | None = None,
+    ):
+        """`toy_world`: build this world and extract it into `cache` if `cache` is absent."""
+        super().__init__()
+        self.cache, self.preset, self.batch_size = FeatureCache(cache), preset, batch_size
+        self.num_workers, self.toy_world = num_workers, toy_world
+        self.splits: dict = {}
+
+    def prepare_data(self) -> None:
+        if self.cache.exists() or self.toy_world is None:
+            return
+        from extractors.clips import list_clips
+        from extractors.extraction import extract_to_cache
+        from extractors.frozen import FrozenExtractors
+        from recipes.make_toy_data import make_toy_world
+
+        metadata = make_toy_world(self.toy_world.root, self.toy_world.num_clips, self.toy_world.seed)
+        report = extract_to_cache(list_clips(metadata), self.cache, FrozenExtractors.from_preset(self.preset))
+        print(report.summary())
+
+    def setup(self, stage: str | None = None) -> None:
+        from extractors.presets import get_preset
+
+        rows = self.cache.load(get_preset(self.preset))
+        split_of_row = np.asarray(rows["split"])
+        dataset = rows.with_format("torch", columns=FEATURES)
+        for split in SPLITS:
+            self.splits[split] = dataset.select(np.flatnonzero(split_of_row == split))
+        if len(self.splits["train"]) == 0:
+            raise ValueError(f"{self.cache.root}: no clips in the 'train' split")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class MapperModule(L.LightningModule):
+    def __init__(
+        self,
+        preset: str = "tiny",
+        encoders: str = "both",
+        fusion: str = "concat_proj",
+        loss: str = "mse",
+        n_layer: int = 12,
+        n_head: int = 12,
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        init_language_model: str | None = None,
+    ):
+        """`init_language_model`: AudioLDM-2's GPT-2 to start from (a local `language_model`
+        folder, or the hub id `cvssp/audioldm2` — the only case that goes online)."""
+        super().__init__()
+        self.save_hyperparameters()
+        config = MapperConfig.from_preset(
+            preset, encoders=encoders, fusion=fusion, loss=loss, n_layer=n_layer, n_head=n_head, dropout=dropout
+        )
+        self.mapper = MapperModel(config)
+        if init_language_model:
+            self.mapper.load_language_model(load_language_model(init_language_model))
+
+    def _step(self, batch: dict) -> torch.Tensor:
+        target = batch["audiomae"].float()
+        prediction = self.mapper(batch["cavp"].float(), batch["timechat"].float(), target)
+        return self.mapper.loss(prediction, target)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["cavp"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.log("val/loss", self._step(batch), prog_bar=True, batch_size=batch["cavp"].shape[0])
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+def load_language_model(name_or_path: str):
+    """AudioLDM-2's GPT-2 from a local folder (the `language_model` subfolder or the pipeline
+    folder containing it) or, when named, the hub id of an AudioLDM-2 repository."""
+    from transformers import GPT2Model
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        folder = path / "language_model" if (path / "language_model").is_dir() else path
+        return GPT2Model.from_pretrained(folder, local_files_only=True)
+    if path.suffix or name_or_path.startswith((".", "/")):
+        raise FileNotFoundError(f"{name_or_path}: no such folder (expected AudioLDM-2's language_model)")
+    return GPT2Model.from_pretrained(name_or_path, subfolder="language_model")

@@ -1,0 +1,85 @@
+"""The mapper: alignment rule, fusion ablations, teacher forcing vs cached generation, save/load."""
+import torch
+import torch.nn.functional as F
+import pytest
+
+from mapper.config import MapperConfig
+from mapper.fusion import alignment_matrix
+from mapper.model import MapperModel
+
+
+def small_config(**kwargs) -> MapperConfig:
+    base = dict(n_layer=2, n_head=2, dropout=0.0, cavp_dim=16, timechat_dim=24, audio_token_dim=32, timechat_queries=8)
+    return MapperConfig(**{**base, **kwargs})
+
+
+def test_alignment_matrix_is_adaptive_average_pooling_per_window():
+    spans, queries, frames = [[0, 32], [32, 40]], 32, 40
+    matrix = alignment_matrix(spans, queries, frames)
+    tokens = torch.randn(2 * queries, 5)  # (W*Q, D)
+    expected = torch.cat(
+        [F.adaptive_avg_pool1d(tokens[w * queries : (w + 1) * queries].T[None], end - start)[0].T for w, (start, end) in enumerate(spans)]
+    )
+    torch.testing.assert_close(matrix @ tokens, expected)
+    # paper numbers: frames 0..31 take one token each, frames 32..39 average four tokens
+    assert matrix[0].count_nonzero() == 1 and matrix[39].count_nonzero() == 4
+
+
+def test_alignment_rejects_uncovered_frames():
+    with pytest.raises(ValueError, match="uncovered"):
+        alignment_matrix([[0, 32]], 32, 40)
+
+
+@pytest.mark.parametrize(
+    "encoders,fusion,prefix",
+    [("both", "concat_proj", 40), ("both", "add", 40), ("both", "time_cat", 40 + 16), ("cavp", "concat_proj", 40), ("timechat", "concat_proj", 40)],
+)
+def test_teacher_forcing_matches_cached_generation(encoders, fusion, prefix):
+    torch.manual_seed(0)
+    mapper = MapperModel(small_config(encoders=encoders, fusion=fusion)).eval()
+    cavp, timechat = torch.randn(3, 40, 16), torch.randn(3, 16, 24)
+    assert mapper.fuse(cavp, timechat).shape == (3, prefix, 32)
+    generated = mapper.generate(cavp, timechat)  # (B, 8, D) through the KV cache
+    assert generated.shape == (3, 8, 32)
+    # Fed its own outputs as teacher-forcing targets, one forward over the prefix gives the same tokens.
+    torch.testing.assert_close(mapper(cavp, timechat, generated), generated, atol=1e-5, rtol=1e-5)
+
+
+def test_predictions_are_causal_in_the_targets():
+    torch.manual_seed(0)
+    mapper = MapperModel(small_config()).eval()
+    cavp, timechat, target = torch.randn(2, 40, 16), torch.randn(2, 16, 24), torch.randn(2, 8, 32)
+    changed = target.clone()
+    changed[:, 5] += torch.randn(2, 32)  # not a constant shift: LayerNorm would remove that
+    a, b = mapper(cavp, timechat, target), mapper(cavp, timechat, changed)
+    torch.testing.assert_close(a[:, :6], b[:, :6])  # token k sees targets < k only
+    assert not torch.allclose(a[:, 6:], b[:, 6:])
+
+
+def test_invalid_ablation_values_name_the_field():
+    with pytest.raises(ValueError, match="fusion='sum'"):
+        small_config(fusion="sum")
+    with pytest.raises(ValueError, match="needs encoders='both'"):
+        small_config(encoders="cavp", fusion="add")
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    torch.manual_seed(0)
+    mapper = MapperModel(small_config(extractor_preset="tiny", audioldm2="tiny")).eval()
+    mapper.save_pretrained(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "model.safetensors"}
+    loaded = MapperModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.extractor_preset == "tiny" and loaded.config.audioldm2 == "tiny"
+    cavp, timechat = torch.randn(1, 40, 16), torch.randn(1, 16, 24)
+    torch.testing.assert_close(loaded.generate(cavp, timechat), mapper.generate(cavp, timechat))
+
+
+def test_paper_shapes_on_meta_device():
+    config = MapperConfig()  # paper: 12 x 768 GPT-2, cavp 512, timechat 2 windows x 32 x 768
+    with torch.device("meta"):
+        mapper = MapperModel(config)
+        fused = mapper.fuse(torch.empty(2, 40, 512), torch.empty(2, 64, 768))
+        out = mapper(torch.empty(2, 40, 512), torch.empty(2, 64, 768), torch.empty(2, 8, 768))
+    assert fused.shape == (2, 40, 768) and out.shape == (2, 8, 768)
+    trainable = sum(p.numel() for p in mapper.gpt2.parameters()) - mapper.gpt2.wte.weight.numel()
+    assert 85e6 < trainable < 86e6  # GPT-2 small without its token table (124M with it)
