@@ -10,9 +10,19 @@ and AudioLDM-2.
 from __future__ import annotations
 
 from mapper.config import MapperConfig
+from mapper.diffusion_mapper import DiffusionMapperModel
+from mapper.loading import build_mapper, load_mapper
 from mapper.model import MapperModel
 
-__all__ = ["MapperConfig", "MapperModel", "generate", "load_pipeline"]
+__all__ = [
+    "DiffusionMapperModel",
+    "MapperConfig",
+    "MapperModel",
+    "build_mapper",
+    "generate",
+    "load_mapper",
+    "load_pipeline",
+]
 
 _default_pipelines: dict = {}
 

@@ -12,6 +12,7 @@ from transformers import PretrainedConfig
 ENCODERS = ("both", "cavp", "timechat")
 FUSIONS = ("concat_proj", "add", "time_cat")
 LOSSES = ("mse", "l1")
+MAPPER_TYPES = ("autoregressive", "diffusion")
 
 
 def check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
@@ -24,6 +25,7 @@ class MapperConfig(PretrainedConfig):
 
     def __init__(
         self,
+        mapper_type: str = "autoregressive",  # paper: autoregressive; "diffusion" = Diff-Mapper ablation
         encoders: str = "both",  # which visual features feed the mapper (paper ablation)
         fusion: str = "concat_proj",  # how CAVP and TimeChat are combined (paper ablation)
         loss: str = "mse",  # paper: MSE; AudioLDM-2's own GPT-2 was trained with L1
@@ -41,15 +43,18 @@ class MapperConfig(PretrainedConfig):
         extractor_preset: str = "paper",
         extractor_fingerprint: str = "",
         audioldm2: str = "cvssp/audioldm2",
+        diffusion_train_timesteps: int = 1000,  # Diff-Mapper: noise levels seen in training
+        diffusion_inference_steps: int = 50,  # Diff-Mapper: DDIM denoising steps at inference
         **kwargs,
     ):
+        check_choice("mapper_type", mapper_type, MAPPER_TYPES)
         check_choice("encoders", encoders, ENCODERS)
         check_choice("fusion", fusion, FUSIONS)
         check_choice("loss", loss, LOSSES)
         if fusion != "concat_proj" and encoders != "both":
             # 'add' and 'time_cat' combine two encoders; with one encoder there is nothing to fuse.
             raise ValueError(f"fusion={fusion!r} needs encoders='both' (got encoders={encoders!r})")
-        self.encoders, self.fusion, self.loss = encoders, fusion, loss
+        self.mapper_type, self.encoders, self.fusion, self.loss = mapper_type, encoders, fusion, loss
         self.n_layer, self.n_head, self.dropout, self.n_positions = n_layer, n_head, dropout, n_positions
         self.cavp_dim, self.timechat_dim, self.num_frames = cavp_dim, timechat_dim, num_frames
         self.timechat_spans = timechat_spans if timechat_spans is not None else [[0, 32], [32, 40]]
@@ -57,6 +62,8 @@ class MapperConfig(PretrainedConfig):
         self.num_audio_tokens, self.audio_token_dim = num_audio_tokens, audio_token_dim
         self.extractor_preset, self.extractor_fingerprint = extractor_preset, extractor_fingerprint
         self.audioldm2 = audioldm2
+        self.diffusion_train_timesteps = diffusion_train_timesteps
+        self.diffusion_inference_steps = diffusion_inference_steps
         super().__init__(**kwargs)
 
     @property

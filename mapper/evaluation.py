@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from mapper.model import MapperModel
+from mapper.model import MapperBase
 
 
 @torch.no_grad()
-def predict(mapper: MapperModel, dataset, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(mapper: MapperBase, dataset, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Autoregressive predictions and targets, both (N, tokens, D) float32 on CPU."""
     mapper.eval()
     device = next(mapper.parameters()).device
@@ -33,7 +33,7 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate_mapper(mapper: MapperModel, train_dataset, test_dataset, batch_size: int = 64) -> dict[str, float]:
+def evaluate_mapper(mapper: MapperBase, train_dataset, test_dataset, batch_size: int = 64) -> dict[str, float]:
     """MSE and cosine of the mapper and both baselines on `test_dataset`."""
     predictions, targets = predict(mapper, test_dataset, batch_size)
     if len(targets) < 2:

@@ -31,7 +31,14 @@ def gpt2_config(config: MapperConfig) -> GPT2Config:
     )
 
 
-class MapperModel(PreTrainedModel):
+def regression_loss(kind: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    target = target.to(prediction.dtype)
+    return F.l1_loss(prediction, target) if kind == "l1" else F.mse_loss(prediction, target)
+
+
+class MapperBase(PreTrainedModel):
+    """What both mapper variants share: the visual fusion and the GPT-2 backbone."""
+
     config_class = MapperConfig
     base_model_prefix = "mapper"
     main_input_name = "cavp"
@@ -40,12 +47,13 @@ class MapperModel(PreTrainedModel):
         super().__init__(config)
         self.fusion = VisualFusion(config)
         self.gpt2 = GPT2Model(gpt2_config(config))
-        if config.prefix_length + config.num_audio_tokens > config.n_positions:
-            raise ValueError(
-                f"{config.prefix_length} visual + {config.num_audio_tokens} audio tokens exceed "
-                f"GPT-2's n_positions={config.n_positions}"
-            )
+        if self.sequence_length > config.n_positions:
+            raise ValueError(f"{self.sequence_length} tokens exceed GPT-2's n_positions={config.n_positions}")
         self.post_init()
+
+    @property
+    def sequence_length(self) -> int:
+        return self.config.prefix_length + self.config.num_audio_tokens
 
     def _init_weights(self, module):
         # GPT2Model initialised its own weights when built; the fusion Linears keep PyTorch's.
@@ -65,6 +73,10 @@ class MapperModel(PreTrainedModel):
     def fuse(self, cavp: torch.Tensor, timechat: torch.Tensor) -> torch.Tensor:
         return self.fusion(cavp, timechat)  # (B, S, D)
 
+
+class MapperModel(MapperBase):
+    """The paper's autoregressive mapper."""
+
     def forward(self, cavp: torch.Tensor, timechat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Teacher-forced predictions (B, N, D) of `target` (B, N, D)."""
         prefix = self.fuse(cavp, timechat)  # (B, S, D)
@@ -72,11 +84,8 @@ class MapperModel(PreTrainedModel):
         hidden = self.gpt2(inputs_embeds=inputs).last_hidden_state
         return hidden[:, prefix.shape[1] - 1 :]  # (B, N, D)
 
-    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = target.to(prediction.dtype)
-        if self.config.loss == "l1":
-            return F.l1_loss(prediction, target)
-        return F.mse_loss(prediction, target)
+    def training_loss(self, cavp: torch.Tensor, timechat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return regression_loss(self.config.loss, self(cavp, timechat, target), target)
 
     @torch.no_grad()
     def generate(self, cavp: torch.Tensor, timechat: torch.Tensor) -> torch.Tensor:

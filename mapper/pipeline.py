@@ -18,7 +18,8 @@ from extractors.frozen import FrozenExtractors
 from extractors.presets import get_preset
 from extractors.video import probe_duration, read_clip
 from mapper.audioldm2 import load_audioldm2, render
-from mapper.model import MapperModel
+from mapper.loading import load_mapper
+from mapper.model import MapperBase
 from mapper.registry import last_mapper
 
 PAPER_NEGATIVE_PROMPT = "low quality, average quality"
@@ -34,7 +35,7 @@ class GeneratedAudio:
 
 
 class VideoToAudioPipeline:
-    def __init__(self, extractors: FrozenExtractors, mapper: MapperModel, audioldm2):
+    def __init__(self, extractors: FrozenExtractors, mapper: MapperBase, audioldm2):
         self.extractors, self.mapper, self.audioldm2 = extractors, mapper.eval(), audioldm2
         self.clip = extractors.preset.clip
         self.sample_rate = audioldm2.vocoder.config.sampling_rate
@@ -97,9 +98,7 @@ def load_pipeline(
     """Assemble a pipeline. `mapper`: a `save_pretrained` folder (default: the last trained one);
     `audioldm2` / `extractors`: override what the mapper's config names (a hub id goes online)."""
     mapper_dir = Path(mapper) if mapper is not None else last_mapper()
-    if not (mapper_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{mapper_dir}: not a saved mapper (no config.json)")
-    model = MapperModel.from_pretrained(mapper_dir).to(device=device, dtype=dtype)
+    model = load_mapper(mapper_dir).to(device=device, dtype=dtype)
     preset = get_preset(extractors or model.config.extractor_preset)
     if extractors is None and preset.fingerprint() != model.config.extractor_fingerprint:
         raise ValueError(

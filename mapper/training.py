@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from extractors.cache import FeatureCache
 from extractors.clips import SPLITS
 from mapper.config import MapperConfig
-from mapper.model import MapperModel
+from mapper.loading import build_mapper
 
 FEATURES = ["cavp", "timechat", "audiomae"]
 
@@ -90,6 +90,7 @@ class MapperModule(L.LightningModule):
     def __init__(
         self,
         preset: str = "tiny",
+        mapper_type: str = "autoregressive",
         encoders: str = "both",
         fusion: str = "concat_proj",
         loss: str = "mse",
@@ -105,16 +106,21 @@ class MapperModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         config = MapperConfig.from_preset(
-            preset, encoders=encoders, fusion=fusion, loss=loss, n_layer=n_layer, n_head=n_head, dropout=dropout
+            preset,
+            mapper_type=mapper_type,
+            encoders=encoders,
+            fusion=fusion,
+            loss=loss,
+            n_layer=n_layer,
+            n_head=n_head,
+            dropout=dropout,
         )
-        self.mapper = MapperModel(config)
+        self.mapper = build_mapper(config)
         if init_language_model:
             self.mapper.load_language_model(load_language_model(init_language_model))
 
     def _step(self, batch: dict) -> torch.Tensor:
-        target = batch["audiomae"].float()
-        prediction = self.mapper(batch["cavp"].float(), batch["timechat"].float(), target)
-        return self.mapper.loss(prediction, target)
+        return self.mapper.training_loss(batch["cavp"].float(), batch["timechat"].float(), batch["audiomae"].float())
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch)
