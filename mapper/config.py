@@ -80,18 +80,18 @@ class MapperConfig(PretrainedConfig):
     @classmethod
     def from_preset(cls, preset, **kwargs) -> "MapperConfig":
         """Copy feature shapes from an extractor preset (name or `ExtractorPreset`)."""
-        from extractors.presets import feature_shapes, get_preset
+        from extractors.presets import get_preset
 
         preset = get_preset(preset) if isinstance(preset, str) else preset
-        shapes = feature_shapes(preset)
+        dims = preset.dims
         return cls(
-            cavp_dim=shapes.cavp_dim,
-            timechat_dim=shapes.timechat_dim,
-            num_frames=shapes.num_frames,
-            timechat_spans=[list(span) for span in shapes.timechat_spans],
-            timechat_queries=shapes.timechat_queries,
-            num_audio_tokens=shapes.num_audio_tokens,
-            audio_token_dim=shapes.audio_token_dim,
+            cavp_dim=dims.cavp_dim,
+            timechat_dim=dims.timechat_dim,
+            num_frames=dims.num_frames,
+            timechat_spans=[list(span) for span in preset.timechat.window_spans(dims.num_frames)],
+            timechat_queries=dims.timechat_tokens // dims.num_windows,
+            num_audio_tokens=dims.num_audio_tokens,
+            audio_token_dim=dims.audio_token_dim,
             extractor_preset=preset.name,
             extractor_fingerprint=preset.fingerprint(),
             audioldm2=preset.audioldm2,

@@ -29,20 +29,60 @@ class ToyWorld:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a global batch is split: global = devices x per-device batch x accumulation steps."""
+
+    global_batch: int
+    world_size: int
+    device_batch: int
+    accumulation: int
+
+    def describe(self) -> str:
+        return (
+            f"global batch {self.global_batch} = {self.world_size} device(s) x {self.device_batch} "
+            f"per device x {self.accumulation} accumulation step(s)"
+        )
+
+
+def plan_batches(global_batch: int, world_size: int, max_device_batch: int | None = None) -> BatchPlan:
+    """Keep the global batch whatever the device count (the paper's 48 on 3 GPUs or on 1)."""
+    if global_batch % world_size:
+        raise ValueError(f"global batch {global_batch} is not divisible by {world_size} devices")
+    per_device = global_batch // world_size
+    accumulation = 1
+    if max_device_batch:
+        accumulation = -(-per_device // max_device_batch)
+        while per_device % accumulation:
+            accumulation += 1
+    return BatchPlan(global_batch, world_size, per_device // accumulation, accumulation)
+
+
 class MapperDataModule(L.LightningDataModule):
     def __init__(
         self,
         cache: str = "data/toy/cache",
         preset: str = "tiny",
         batch_size: int = 16,
+        max_device_batch: int | None = None,
         num_workers: int = 0,
         toy_world: ToyWorld | None = None,
     ):
-        """`toy_world`: build this world and extract it into `cache` if `cache` is absent."""
+        """`batch_size`: the GLOBAL batch, kept when devices change (per-device batch and gradient
+        accumulation are derived, see `plan_batches`); `max_device_batch`: memory limit per device;
+        `toy_world`: build this world and extract it into `cache` if `cache` is absent."""
         super().__init__()
         self.cache, self.preset, self.batch_size = FeatureCache(cache), preset, batch_size
-        self.num_workers, self.toy_world = num_workers, toy_world
+        self.max_device_batch, self.num_workers, self.toy_world = max_device_batch, num_workers, toy_world
+        self.device_batch = batch_size
         self.splits: dict = {}
+
+    def apply_batch_plan(self, trainer: L.Trainer) -> BatchPlan:
+        """Set the per-device batch and the trainer's accumulation for its world size."""
+        plan = plan_batches(self.batch_size, trainer.world_size, self.max_device_batch)
+        self.device_batch = plan.device_batch
+        trainer.accumulate_grad_batches = plan.accumulation
+        return plan
 
     def prepare_data(self) -> None:
         if self.cache.exists() or self.toy_world is None:
@@ -70,7 +110,7 @@ class MapperDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
             self.splits[split],
-            batch_size=self.batch_size,
+            batch_size=self.device_batch,
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -124,6 +164,12 @@ class MapperModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch)
+        if not torch.isfinite(loss):
+            # Stop before the optimizer applies it: checkpoints written so far stay good.
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "stopped, the last checkpoint is from before this step — lower the lr or check the cache"
+            )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["cavp"].shape[0])
         return loss
 

@@ -25,6 +25,8 @@ class TrainMapperCLI(LightningCLI):
         parser.add_argument("--export_dir", default="runs/mapper", help="where the trained mapper is saved")
         parser.add_argument("--sample_video", default=None, help="video to render a sample from after training")
         parser.add_argument("--sample_steps", type=int, default=100, help="AudioLDM-2 steps for the sample")
+        parser.add_argument("--resume", type=bool, default=False, help="continue from the last checkpoint (last.ckpt)")
+        parser.add_argument("--ckpt_path", default=None, help="continue from this checkpoint")
 
 
 def main(args: list[str] | None = None) -> dict:
@@ -37,7 +39,9 @@ def main(args: list[str] | None = None) -> dict:
         parser_kwargs={"default_config_files": [str(CONFIG_DIR / "toy.yaml")]},
     )
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
-    trainer.fit(model, datamodule=data)
+    print(data.apply_batch_plan(trainer).describe())
+    ckpt_path = cli.config["ckpt_path"] or ("last" if cli.config["resume"] else None)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     _load_best(model, trainer)
 
     metrics = evaluate_mapper(model.mapper, data.splits["train"], data.splits["test"])

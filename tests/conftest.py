@@ -1,12 +1,18 @@
-"""Every test runs offline, with its own MFM_HOME (the record of the last trained mapper)."""
+"""The tests run offline and never touch the user's MFM_HOME (the record of the last trained mapper)."""
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["MFM_HOME"] = tempfile.mkdtemp(prefix="mfm_home_")
 
 import pytest  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _isolated_mfm_home(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("MFM_HOME", str(tmp_path_factory.mktemp("mfm_home")))
+@pytest.fixture(scope="session")
+def toy_world(tmp_path_factory):
+    """A small toy-foley world shared by the tests: (root folder, metadata.csv path)."""
+    from recipes.make_toy_data import make_toy_world
+
+    root = tmp_path_factory.mktemp("toy_world")
+    return root, make_toy_world(root, num_clips=16, seed=0)

@@ -1,0 +1,214 @@
+"""CAVP video encoder (Diff-Foley): per-frame, audio-aligned visual features.
+
+Architecture, from ``luosiallen/Diff-Foley`` ``inference/model/cavp_model.py`` (``CAVP_Inference``)
+and ``cavp_modules.py`` (``ResNet3dSlowOnly(depth=50)``, mmaction2's SlowOnly ResNet3d):
+
+* stem: Conv3d (1,7,7) stride (1,2,2) pad (0,3,3) + BN + ReLU, MaxPool3d (1,3,3) stride (1,2,2) pad (0,1,1);
+* 4 stages of Bottleneck3d (3, 4, 6, 3 blocks, expansion 4, widths 64..512), "pytorch" style
+  (the spatial stride 1,2,2,2 sits in the 3x3 conv); stages 3 and 4 are "inflated" with style
+  3x1x1: their blocks' first conv has kernel (3,1,1) pad (1,0,0), i.e. the only temporal mixing;
+  no temporal stride anywhere and no pool2, so T frames in give T steps out;
+* ``AdaptiveAvgPool2d((1,1))`` on the (B, C, T, H, W) map = mean over H, W per step;
+* ``video_project_head`` Linear(2048 -> 512), then L2 normalisation per step
+  (``encode_video(normalize=True, pool=False)`` as Diff-Foley's feature extractor calls it; the
+  MaxPool1d(16) head is only used for contrastive training).
+
+Input: RGB frames squash-resized to 224x224, scaled to [0, 1], *no* mean/std (Diff-Foley's
+``transforms.Resize + ToTensor``). Temporal receptive field: each of the 9 inflated blocks (6 + 3)
+widens it by one frame on each side, so a step sees +-9 frames (+-2.25 s at 4 fps). Consequently
+the black frames that pad a short clip to 10 s also change the features of its last real frames;
+we keep that (features are computed on the padded 40-frame clip, as in training) rather than
+encoding the real frames alone, so cached and generation-time features always agree.
+
+Submodules use mmcv's ``ConvModule`` naming (``.conv``, ``.bn``) so the released
+``cavp_epoch66.ckpt`` loads without mmcv after stripping ``module.``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CAVP_CHECKPOINT = "cavp_epoch66.ckpt"
+CAVP_SOURCE = "Hugging Face repo SimianLuo/Diff-Foley, folder diff_foley_ckpt"
+
+
+@dataclass(frozen=True)
+class CAVPConfig:
+    image_size: int = 224  # frames are squash-resized to image_size x image_size
+    in_channels: int = 3
+    base_channels: int = 64  # stem width; stage i has base * 2**i planes, x4 after expansion
+    stage_blocks: tuple[int, ...] = (3, 4, 6, 3)  # ResNet-50
+    inflate: tuple[int, ...] = (0, 0, 1, 1)  # stages whose blocks get a (3,1,1) first conv
+    spatial_strides: tuple[int, ...] = (1, 2, 2, 2)
+    out_dim: int = 512  # video_project_head output (CAVP embedding size)
+    bn_eps: float = 1e-5  # mmcv BN3d default
+
+    def __post_init__(self):
+        if not len(self.stage_blocks) == len(self.inflate) == len(self.spatial_strides):
+            raise ValueError("stage_blocks, inflate and spatial_strides need one entry per stage")
+
+    @property
+    def feat_dim(self) -> int:
+        """Backbone output channels: 4 * base * 2**(stages-1) = 2048 for ResNet-50."""
+        return Bottleneck3d.expansion * self.base_channels * 2 ** (len(self.stage_blocks) - 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConvModule(nn.Module):
+    """Conv3d (no bias) -> BatchNorm3d -> optional ReLU; mmcv's ConvModule with its key names."""
+
+    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0, act: bool = True, eps: float = 1e-5):
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+        self.bn = nn.BatchNorm3d(cout, eps=eps)
+        self.activate = nn.ReLU(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.bn(self.conv(x)))
+
+
+class Bottleneck3d(nn.Module):
+    """mmaction2 Bottleneck3d, "pytorch" style, inflate style 3x1x1."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, spatial_stride: int, inflate: bool,
+                 downsample: nn.Module | None, eps: float):
+        super().__init__()
+        k1, p1 = ((3, 1, 1), (1, 0, 0)) if inflate else ((1, 1, 1), (0, 0, 0))
+        self.conv1 = ConvModule(inplanes, planes, k1, padding=p1, eps=eps)
+        self.conv2 = ConvModule(planes, planes, (1, 3, 3), stride=(1, spatial_stride, spatial_stride),
+                                padding=(0, 1, 1), eps=eps)
+        self.conv3 = ConvModule(planes, planes * self.expansion, 1, act=False, eps=eps)
+        self.downsample = downsample
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.conv3(self.conv2(self.conv1(x))) + identity)
+
+
+class ResNet3dSlowOnly(nn.Module):
+    """(B, 3, T, H, W) -> (B, feat_dim, T): SlowOnly backbone + per-step spatial mean."""
+
+    def __init__(self, cfg: CAVPConfig):
+        super().__init__()
+        eps = cfg.bn_eps
+        self.conv1 = ConvModule(cfg.in_channels, cfg.base_channels, (1, 7, 7), stride=(1, 2, 2),
+                                padding=(0, 3, 3), eps=eps)
+        self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        inplanes = cfg.base_channels
+        self.res_layers = []
+        for i, (blocks, inflate, stride) in enumerate(zip(cfg.stage_blocks, cfg.inflate, cfg.spatial_strides)):
+            planes = cfg.base_channels * 2 ** i
+            downsample = None
+            if stride != 1 or inplanes != planes * Bottleneck3d.expansion:
+                downsample = ConvModule(inplanes, planes * Bottleneck3d.expansion, 1,
+                                        stride=(1, stride, stride), act=False, eps=eps)
+            layer = [Bottleneck3d(inplanes, planes, stride, bool(inflate), downsample, eps)]
+            inplanes = planes * Bottleneck3d.expansion
+            layer += [Bottleneck3d(inplanes, planes, 1, bool(inflate), None, eps) for _ in range(1, blocks)]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*layer))
+            self.res_layers.append(f"layer{i + 1}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))  # (B, C, T, H/4, W/4)
+        for name in self.res_layers:
+            x = getattr(self, name)(x)
+        return x.mean(dim=(-2, -1))  # (B, feat_dim, T)
+
+
+class CAVPEncoder(nn.Module):
+    """Frames (B, T, 3, S, S) in [0, 1] -> L2-normalised CAVP features (B, T, out_dim)."""
+
+    def __init__(self, cfg: CAVPConfig = CAVPConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.video_encoder = ResNet3dSlowOnly(cfg)
+        self.video_project_head = nn.Linear(cfg.feat_dim, cfg.out_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """mmaction2's ResNet3d random init (kaiming normal, fan_out, for convs; BN weight 1, bias 0).
+
+        Only random (tiny) models see it. mmaction's ``zero_init_residual`` is left out: it zeroes the
+        last BN of every residual branch, which would make a random model skip all 3x3 and temporal
+        convolutions (PyTorch's default conv init instead gives features that barely depend on the input).
+        """
+        for m in self.video_encoder.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def preprocess(self, frames_uint8: torch.Tensor) -> torch.Tensor:
+        """(B, T, H, W, 3) uint8 -> (B, T, 3, S, S) float in [0, 1], squash-resized (no crop, no mean/std)."""
+        return resize_frames(frames_uint8, self.cfg.image_size) / 255.0
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 2, 1, 3, 4)  # (B, 3, T, S, S)
+        feat = self.video_encoder(x.to(self.video_project_head.weight.dtype))  # (B, C, T)
+        feat = self.video_project_head(feat.transpose(1, 2))  # (B, T, out_dim)
+        return F.normalize(feat, dim=-1)
+
+
+def resize_frames(frames_uint8: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, T, H, W, 3) uint8 -> (B, T, 3, size, size) float32 in [0, 255], bilinear with antialias.
+
+    Squash (aspect ratio not kept) like ``transforms.Resize((s, s))`` / decord ``height=width=s``.
+    """
+    if frames_uint8.dim() != 5 or frames_uint8.shape[-1] != 3:
+        raise ValueError(f"expected (B, T, H, W, 3) frames, got {tuple(frames_uint8.shape)}")
+    b, t, h, w, _ = frames_uint8.shape
+    x = frames_uint8.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float()  # (B*T, 3, H, W)
+    if (h, w) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = x.clamp_(0.0, 255.0)
+    return x.reshape(b, t, 3, size, size)
+
+
+def convert_cavp_checkpoint(state_dict: dict, cfg: CAVPConfig = CAVPConfig()) -> dict:
+    """Diff-Foley CAVP checkpoint -> ``CAVPEncoder`` state dict, every key and shape checked.
+
+    Unwraps ``{"state_dict": ...}``, strips the DDP ``module.`` prefix, keeps ``video_encoder.*`` and
+    ``video_project_head.*`` and drops the audio side (``spec_encoder.*``, ``spec_project_head.*``,
+    ``logit_scale``). Missing or unexpected keys and wrong shapes raise torch's strict-load
+    ``RuntimeError``, which names them.
+    """
+    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
+        state_dict = state_dict["state_dict"]
+    out = {}
+    for key, value in state_dict.items():
+        key = key[len("module."):] if key.startswith("module.") else key
+        if key.startswith(("spec_encoder.", "spec_project_head.")) or key == "logit_scale":
+            continue  # audio tower of the contrastive model, not needed for video features
+        out[key] = value
+    with torch.device("meta"):
+        reference = CAVPEncoder(cfg)
+    reference.load_state_dict(out, strict=True, assign=True)  # raises with the offending key names
+    return out
+
+
+def read_cavp_checkpoint(path: str, cfg: CAVPConfig = CAVPConfig()) -> dict:
+    """Read and convert ``cavp_epoch66.ckpt``; one-line error naming the file and where to get it."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"CAVP checkpoint not found: {path} (download {CAVP_CHECKPOINT} from {CAVP_SOURCE})")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # e.g. a pickled non-tensor object that weights_only refuses
+        raise RuntimeError(f"cannot read CAVP checkpoint {path} with torch.load(weights_only=True): {err}") from err
+    return convert_cavp_checkpoint(raw, cfg)
+
+
+def load_cavp(path: str, cfg: CAVPConfig = CAVPConfig()) -> CAVPEncoder:
+    """Build ``CAVPEncoder`` from the released ``cavp_epoch66.ckpt`` (eval mode, frozen)."""
+    model = CAVPEncoder(cfg)
+    model.load_state_dict(read_cavp_checkpoint(path, cfg), strict=True)
+    return model.eval().requires_grad_(False)
