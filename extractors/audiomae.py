@@ -39,8 +39,9 @@ class AudioMAEConfig:
     fbank_mean: float = -4.2677393  # AudioSet statistics of the log-mel fbank (AudioMAE)
     fbank_std: float = 4.5689974  # AudioLDM-2 divides by 2*std, not std
     # AudioLDM-2's training loader (read_wav_file -> normalize_wav) removes the mean and scales the
-    # peak to 0.5 before the fbank; None uses the waveform's own level (log-mel is level-sensitive).
-    peak_normalize: float | None = None
+    # peak to 0.5 before the fbank, so the targets its GPT-2 learned were computed that way (checked
+    # in haoheliu/AudioLDM2's dataset code; REFERENCE.md omits it). None keeps the file's own level.
+    peak_normalize: float | None = 0.5
     # ViT-B/16 encoder.
     patch_size: int = 16
     embed_dim: int = 768

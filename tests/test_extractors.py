@@ -131,20 +131,21 @@ def test_fbank_is_batched_and_dc_invariant():
     torch.testing.assert_close(waveform_to_audiomae_input(wave + 0.3, cfg), batched, atol=1e-4, rtol=1e-4)
 
 
-def test_optional_peak_normalisation_removes_the_level():
-    cfg = replace(AudioMAEConfig(), peak_normalize=0.5)
+def test_peak_normalisation_removes_the_level():
+    cfg = AudioMAEConfig()  # AudioLDM-2's loader: peak 0.5
     wave = torch.randn(16_000, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(waveform_to_audiomae_input(3.0 * wave, cfg), waveform_to_audiomae_input(wave, cfg),
                                atol=1e-4, rtol=1e-4)
-    plain = waveform_to_audiomae_input(wave, AudioMAEConfig())  # 1 s: 98 real frames
-    louder = waveform_to_audiomae_input(3.0 * wave, AudioMAEConfig())
+    raw_level = replace(cfg, peak_normalize=None)  # without it the log-mel shifts with loudness
+    plain = waveform_to_audiomae_input(wave, raw_level)  # 1 s: 98 real frames
+    louder = waveform_to_audiomae_input(3.0 * wave, raw_level)
     # (mel filter 3 covers no FFT bin at 512 points and stays at the log floor)
     torch.testing.assert_close(louder[:98, 4:] - plain[:98, 4:], torch.full((98, 124), math.log(9) / (2 * 4.5689974)),
                                atol=1e-4, rtol=0)
 
 
 def test_audiomae_input_pads_after_the_log_and_normalises():
-    cfg = AudioMAEConfig()
+    cfg = replace(AudioMAEConfig(), peak_normalize=None)  # the level step is tested above
     wave = 0.1 * torch.randn(160_000, generator=torch.Generator().manual_seed(0))  # 10 s -> 998 frames
     x = waveform_to_audiomae_input(wave, cfg)
     expected = (kaldi_fbank(wave - wave.mean()) - cfg.fbank_mean) / (2 * cfg.fbank_std)
