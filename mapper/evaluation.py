@@ -5,6 +5,12 @@
   keeps everything the mapper learned about typical sounds but breaks the link to this video.
 Beating the first shows the mapper uses the input at all; beating the second shows it uses the
 right video.
+
+Temporal score: the 8 pooled AudioMAE tokens are in time order (each pools 1.28 s of audio), so a
+mapper that puts events at the right time loses accuracy when its own tokens are reordered in
+time. `temporal_score` = 1 - MSE(prediction) / MSE(time-shuffled prediction), where the shuffle
+rotates the token axis by half its length (every token lands on a different time, deterministic).
+0 means timing carries no information; higher means the tokens carry events at the right time.
 """
 from __future__ import annotations
 
@@ -41,13 +47,18 @@ def evaluate_mapper(mapper: MapperBase, train_dataset, test_dataset, batch_size:
     train_mean = torch.stack([row["audiomae"].float() for row in train_dataset]).mean(dim=0)  # (tokens, D)
     mean_prediction = train_mean.expand_as(targets)
     shuffled = predictions.roll(1, dims=0)  # every clip gets another clip's prediction
+    time_shuffled = predictions.roll(predictions.shape[1] // 2, dims=1)  # (N, tokens, D), tokens moved in time
+    mse = F.mse_loss(predictions, targets).item()
+    mse_time_shuffled = F.mse_loss(time_shuffled, targets).item()
     return {
-        "mse": F.mse_loss(predictions, targets).item(),
+        "mse": mse,
         "mse_mean_baseline": F.mse_loss(mean_prediction, targets).item(),
         "mse_shuffled_baseline": F.mse_loss(shuffled, targets).item(),
         "cosine": _cosine(predictions, targets),
         "cosine_mean_baseline": _cosine(mean_prediction, targets),
         "cosine_shuffled_baseline": _cosine(shuffled, targets),
+        "mse_time_shuffled": mse_time_shuffled,
+        "temporal_score": 1 - mse / mse_time_shuffled,
         "clips": float(len(targets)),
     }
 
@@ -62,6 +73,8 @@ def format_report(metrics: dict[str, float]) -> str:
             f"{'mapper':22s}{metrics['mse']:10.4f}{metrics['cosine']:10.4f}",
             f"{'mean predictor':22s}{metrics['mse_mean_baseline']:10.4f}{metrics['cosine_mean_baseline']:10.4f}",
             f"{'shuffled-video':22s}{metrics['mse_shuffled_baseline']:10.4f}{metrics['cosine_shuffled_baseline']:10.4f}",
+            f"{'time-shuffled tokens':22s}{metrics['mse_time_shuffled']:10.4f}",
             f"MSE reduction vs mean predictor: {gain_mean:.1%}, vs shuffled video: {gain_shuffled:.1%}",
+            f"temporal score (1 - MSE / time-shuffled MSE): {metrics['temporal_score']:.3f}",
         ]
     )

@@ -7,17 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import math
+
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from extractors.cache import FeatureCache
 from extractors.clips import SPLITS
 from mapper.config import MapperConfig
 from mapper.loading import build_mapper
+from mapper.training_order import EpochShuffleSampler, ResumableLoader
 
 FEATURES = ["cavp", "timechat", "audiomae"]
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -75,7 +80,9 @@ class MapperDataModule(L.LightningDataModule):
         self.cache, self.preset, self.batch_size = FeatureCache(cache), preset, batch_size
         self.max_device_batch, self.num_workers, self.toy_world = max_device_batch, num_workers, toy_world
         self.device_batch = batch_size
+        self.seed = torch.initial_seed() % 2**31  # LightningCLI's seed_everything has run by now
         self.splits: dict = {}
+        self._train_loader = None
 
     def apply_batch_plan(self, trainer: L.Trainer) -> BatchPlan:
         """Set the per-device batch and the trainer's accumulation for its world size."""
@@ -117,7 +124,19 @@ class MapperDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        trainer = self.trainer
+        sampler = EpochShuffleSampler(
+            self.splits["train"], num_replicas=trainer.world_size, rank=trainer.global_rank, seed=self.seed
+        )
+        self._train_loader = ResumableLoader(
+            self.splits["train"], batch_size=self.device_batch, sampler=sampler, num_workers=self.num_workers
+        )
+        return self._train_loader
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer.training and self._train_loader is not None:
+            self._train_loader.count(len(batch["cavp"]))
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
@@ -139,10 +158,16 @@ class MapperModule(L.LightningModule):
         dropout: float = 0.1,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
         init_language_model: str | None = None,
     ):
-        """`init_language_model`: AudioLDM-2's GPT-2 to start from (a local `language_model`
-        folder, or the hub id `cvssp/audioldm2` — the only case that goes online)."""
+        """`lr_schedule`: "constant" (the paper states only AdamW at 1e-3) or "cosine" (decay to 0
+        over the run); `warmup_steps`: linear warm-up; `init_language_model`: AudioLDM-2's GPT-2 to
+        start from (a local `language_model` folder, or the hub id `cvssp/audioldm2` — the only
+        case that goes online)."""
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
         super().__init__()
         self.save_hyperparameters()
         config = MapperConfig.from_preset(
@@ -174,10 +199,26 @@ class MapperModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.log("val/loss", self._step(batch), prog_bar=True, batch_size=batch["cavp"].shape[0])
+        size = batch["cavp"].shape[0]
+        self.log("val/loss", self._step(batch), prog_bar=True, batch_size=size)
+        # What inference does: the mapper's own tokens, not teacher forcing (exposure bias shows here).
+        generated = self.mapper.generate(batch["cavp"].float(), batch["timechat"].float())
+        self.log("val/mse_generated", F.mse_loss(generated.float(), batch["audiomae"].float()), prog_bar=True, batch_size=size)
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = self.trainer.estimated_stepping_batches
+        warmup = self.hparams.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if self.hparams.lr_schedule == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+            return 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def load_language_model(name_or_path: str):

@@ -45,6 +45,9 @@ def main(args: list[str] | None = None) -> dict:
     _load_best(model, trainer)
 
     metrics = evaluate_mapper(model.mapper, data.splits["train"], data.splits["test"])
+    for logger in trainer.loggers:
+        logger.log_metrics({f"test/{name}": value for name, value in metrics.items()}, step=trainer.global_step)
+        logger.save()
     print(format_report(metrics))
     export_dir = Path(cli.config["export_dir"])
     model.mapper.save_pretrained(export_dir)
