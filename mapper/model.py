@@ -47,6 +47,7 @@ class MapperBase(PreTrainedModel):
         super().__init__(config)
         self.fusion = VisualFusion(config)
         self.gpt2 = GPT2Model(gpt2_config(config))
+        self.gpt2.wte.requires_grad_(False)  # inputs are always embeddings: the token table is unused
         if self.sequence_length > config.n_positions:
             raise ValueError(f"{self.sequence_length} tokens exceed GPT-2's n_positions={config.n_positions}")
         self.post_init()
