@@ -6,8 +6,13 @@ AudioLDM-2 conditions its UNet on 8 "AudioMAE tokens" of 768 channels. They come
 (``modules/audiomae/models_mae.py``):
 
 * a ViT-B/16 over a (1024 frames x 128 mel) one-channel "image": 64 x 8 = 512 patches, time-major;
-* fixed 2D sin-cos position embedding (MAE ``get_2d_sincos_pos_embed_flexible``), CLS row zero;
-* output = mean over blocks 9, 10, 11 (``n > contextual_depth = 8``) of ``norm(hidden)``;
+* fixed 2D sin-cos position embedding (MAE ``get_2d_sincos_pos_embed_flexible``), CLS row zero,
+  built on AudioMAE's *swapped* grid: ``PatchEmbed_org.patch_hw = (W // p, H // p) = (8, 64)``, so
+  for the time-major token k the first half of the channels encodes ``k % 64`` and the second half
+  ``k // 64`` (not freq / time). The table is stored in the checkpoints, so this only matters for
+  random initialisation, which reproduces it exactly;
+* output = mean over blocks 9, 10, 11 (``n > contextual_depth = 8``) of ``norm(hidden)``, CLS included
+  (``contextual_embedding``);
 * drop CLS -> (C, 64 time, 8 freq) -> ``(AvgPool2d(8) + MaxPool2d(8)) / 2`` -> (C, 8, 1) ->
   flatten -> 8 tokens ordered by time (each covers 128 frames = 1.28 s and all frequencies).
 
@@ -42,6 +47,12 @@ class AudioMAEConfig:
     # peak to 0.5 before the fbank, so the targets its GPT-2 learned were computed that way (checked
     # in haoheliu/AudioLDM2's dataset code; REFERENCE.md omits it). None keeps the file's own level.
     peak_normalize: float | None = 0.5
+    # AudioLDM-2 then zero-pads (or crops) the *waveform* to its segment length, 10.24 s =
+    # target_frames * frame shift (dataset ``pad_wav`` with ``pad_wav_start_sample = 0``; inference
+    # ``read_wav_file(path, segment_length)``), so a 10 s clip yields 1022 fbank frames of which the
+    # last ~24 are digital silence, and only 2 rows are padded after the log. False pads the fbank
+    # rows instead (what ``extract_kaldi_fbank_feature`` alone does with a shorter waveform).
+    pad_waveform: bool = True
     # ViT-B/16 encoder.
     patch_size: int = 16
     embed_dim: int = 768
@@ -68,6 +79,17 @@ class AudioMAEConfig:
         return self.target_frames // self.patch_size, self.num_mel_bins // self.patch_size
 
     @property
+    def pos_embed_grid(self) -> tuple[int, int]:
+        """AudioMAE's ``patch_hw`` = (freq, time) patches = (8, 64): swapped, see the module docstring."""
+        t, f = self.patch_grid
+        return f, t
+
+    @property
+    def segment_samples(self) -> int:
+        """Waveform length AudioLDM-2 pads / crops to: target_frames * frame shift (163840 = 10.24 s)."""
+        return self.target_frames * int(self.sample_rate * self.frame_shift_ms * 0.001)
+
+    @property
     def token_grid(self) -> tuple[int, int]:
         t, f = self.patch_grid
         return t // self.pool_kernel, f // self.pool_kernel
@@ -83,12 +105,13 @@ class AudioMAEConfig:
 
 
 def sincos_pos_embed_2d(embed_dim: int, grid: tuple[int, int], cls_token: bool = True) -> torch.Tensor:
-    """MAE's fixed 2D sin-cos table, (1 + H*W, D) float32, rows in row-major (time-major) order.
+    """MAE's fixed 2D sin-cos table on an (H, W) grid, (1 + H*W, D) float32, rows in row-major order.
 
-    Reproduces ``get_2d_sincos_pos_embed_flexible``: ``meshgrid(w, h)`` puts the *column* (freq)
-    coordinate first, so channels [0, D/2) encode the freq index and [D/2, D) the time index; each
-    half is ``[sin(pos * w_k), cos(pos * w_k)]`` with ``w_k = 10000^(-k / (D/4))``. Computed in
-    float64 like the numpy original, then cast.
+    Reproduces ``get_2d_sincos_pos_embed_flexible(D, (H, W))``: ``meshgrid(w, h)`` puts the *column*
+    coordinate first, so for row k channels [0, D/2) encode ``k % W`` and [D/2, D) encode ``k // W``;
+    each half is ``[sin(pos * w_k), cos(pos * w_k)]`` with ``w_k = 10000^(-k / (D/4))``. Computed in
+    float64 like the numpy original, then cast. AudioMAE calls it with grid (8, 64) although its
+    tokens are (64 time x 8 freq) row-major: see ``AudioMAEConfig.pos_embed_grid``.
     """
     if embed_dim % 4:
         raise ValueError("embed_dim must be divisible by 4 for a 2D sin-cos embedding")
@@ -136,21 +159,32 @@ class AudioMAEEncoder(nn.Module):
             num_classes=0,
             global_pool="",
         )
-        # timm only offers learned position embeddings; AudioMAE's is a frozen sin-cos table. Keep
-        # the parameter (checkpoint keys stay identical) but fill it and switch learning off.
+        # timm only offers learned position embeddings; AudioMAE's is a frozen sin-cos table (on its
+        # swapped grid). Keep the parameter (checkpoint keys stay identical), fill it, freeze it.
         with torch.no_grad():
-            self.vit.pos_embed.copy_(sincos_pos_embed_2d(cfg.embed_dim, cfg.patch_grid).unsqueeze(0))
+            self.vit.pos_embed.copy_(sincos_pos_embed_2d(cfg.embed_dim, cfg.pos_embed_grid).unsqueeze(0))
         self.vit.pos_embed.requires_grad_(False)
 
-    def forward(self, fbank: torch.Tensor) -> torch.Tensor:
-        cfg = self.cfg
+    def contextual_embedding(self, fbank: torch.Tensor) -> torch.Tensor:
+        """``forward_encoder_no_mask``: (B, T, F) fbank -> mean over ``average_blocks`` of ``norm(hidden)``,
+        (B, 1 + patches, C) with the CLS token first."""
+        cfg, vit = self.cfg, self.vit
         if fbank.shape[1:] != (cfg.target_frames, cfg.num_mel_bins):
             raise ValueError(f"expected fbank (B, {cfg.target_frames}, {cfg.num_mel_bins}), got {tuple(fbank.shape)}")
-        x = fbank.unsqueeze(1).to(self.vit.pos_embed.dtype)  # (B, 1, T, F)
-        hidden = self.vit.forward_intermediates(
-            x, indices=list(cfg.average_blocks), norm=True, output_fmt="NLC", intermediates_only=True
-        )  # list of (B, T'*F', C), CLS already removed
-        return pool_tokens(torch.stack(hidden).mean(0), cfg.patch_grid, cfg.pool_kernel)  # (B, num_tokens, C)
+        x = vit.patch_embed(fbank.unsqueeze(1).to(vit.pos_embed.dtype))  # (B, T'*F', C), time-major
+        x = x + vit.pos_embed[:, 1:]
+        cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1)  # (B, 1 + T'*F', C)
+        averaged = []
+        for i, block in enumerate(vit.blocks[: max(cfg.average_blocks) + 1]):
+            x = block(x)
+            if i in cfg.average_blocks:
+                averaged.append(vit.norm(x))  # the same final norm for each averaged block
+        return torch.stack(averaged).mean(0)
+
+    def forward(self, fbank: torch.Tensor) -> torch.Tensor:
+        hidden = self.contextual_embedding(fbank)[:, 1:]  # drop CLS: (B, T'*F', C)
+        return pool_tokens(hidden, self.cfg.patch_grid, self.cfg.pool_kernel)  # (B, num_tokens, C)
 
     @torch.no_grad()
     def encode_waveform(self, wave_16k: torch.Tensor) -> torch.Tensor:
@@ -158,8 +192,17 @@ class AudioMAEEncoder(nn.Module):
         return self(waveform_to_audiomae_input(wave_16k, self.cfg))
 
 
-# Keys of the MAE training checkpoint that the encoder does not use.
-_MAE_UNUSED_PREFIXES = ("decoder_", "mask_token", "head.", "fc_norm.")
+# Keys of the MAE training checkpoint that the encoder does not use: the MAE decoder and mask token,
+# and (fine-tuned / timm checkpoints) a classifier head and its norm.
+AUDIOMAE_DROPPED_PREFIXES = ("decoder_", "mask_token", "head.", "fc_norm.")
+# Where an AudioLDM-2 checkpoint nests AudioMAE (LatentDiffusion.cond_stage_models[0] =
+# SequenceGenAudioMAECond, whose cond_stage_models[2] is the AudioMAE conditioner).
+AUDIOLDM2_AUDIOMAE_PREFIX = "cond_stage_models.0.cond_stage_models.2.audiomae.model."
+
+
+def audiomae_key_map(key: str) -> str | None:
+    """One AudioMAE key (nesting prefix already removed) -> ``AudioMAEEncoder`` key, None if dropped on purpose."""
+    return None if key.startswith(AUDIOMAE_DROPPED_PREFIXES) else f"vit.{key}"
 
 
 def convert_audiomae_checkpoint(state_dict: dict, cfg: AudioMAEConfig = AudioMAEConfig()) -> dict:
@@ -167,8 +210,9 @@ def convert_audiomae_checkpoint(state_dict: dict, cfg: AudioMAEConfig = AudioMAE
 
     Accepts the MAE ``pretrained.pth`` (``{"model": ...}``, encoder + decoder), a timm-format
     ``vit_base_patch16_1024_128`` state dict, or an AudioLDM-2 checkpoint (the encoder is found under
-    the ``...audiomae.model.`` prefix). Decoder / classifier keys are dropped; anything else that
-    does not match raises torch's strict-load ``RuntimeError`` naming the keys and shapes.
+    the ``...audiomae.model.`` prefix, ``AUDIOLDM2_AUDIOMAE_PREFIX``; other keys are ignored). Decoder /
+    classifier keys are dropped (``audiomae_key_map``); anything else that does not match raises
+    torch's strict-load ``RuntimeError`` naming the keys and shapes.
     """
     for wrapper in ("state_dict", "model"):
         if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
@@ -178,9 +222,12 @@ def convert_audiomae_checkpoint(state_dict: dict, cfg: AudioMAEConfig = AudioMAE
     if len(nested) > 1:
         raise KeyError(f"several AudioMAE copies in checkpoint: {nested}")
     prefix = nested[0] if nested else ""
-    src = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    src = {k: v for k, v in src.items() if not k.startswith(_MAE_UNUSED_PREFIXES)}
-    out = {f"vit.{k}": v for k, v in src.items()}
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith(prefix):
+            new = audiomae_key_map(key[len(prefix):])
+            if new is not None:
+                out[new] = value
     with torch.device("meta"):
         reference = AudioMAEEncoder(cfg)
     # strict load into a weightless copy: raises naming every missing / unexpected key and bad shape

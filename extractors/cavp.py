@@ -14,11 +14,14 @@ and ``cavp_modules.py`` (``ResNet3dSlowOnly(depth=50)``, mmaction2's SlowOnly Re
   MaxPool1d(16) head is only used for contrastive training).
 
 Input: RGB frames squash-resized to 224x224, scaled to [0, 1], *no* mean/std (Diff-Foley's
-``transforms.Resize + ToTensor``). Temporal receptive field: each of the 9 inflated blocks (6 + 3)
-widens it by one frame on each side, so a step sees +-9 frames (+-2.25 s at 4 fps). Consequently
-the black frames that pad a short clip to 10 s also change the features of its last real frames;
-we keep that (features are computed on the padded 40-frame clip, as in training) rather than
-encoding the real frames alone, so cached and generation-time features always agree.
+``transforms.Resize + ToTensor``). Diff-Foley's extractor (``demo_util.Extract_CAVP_Features``)
+feeds the model chunks of 40 frames (its notebook's ``batch_size``), each an independent forward
+pass; a 10 s clip at 4 fps is exactly one chunk, which is what ``CAVPEncoder`` computes.
+Temporal receptive field: each of the 9 inflated blocks (6 + 3) widens it by one frame on each
+side, so a step sees +-9 frames (+-2.25 s at 4 fps). Consequently the black frames that pad a short
+clip to 10 s also change the features of its last real frames; we keep that (features are computed
+on the padded 40-frame clip, as in training) rather than encoding the real frames alone, so cached
+and generation-time features always agree.
 
 Submodules use mmcv's ``ConvModule`` naming (``.conv``, ``.bn``) so the released
 ``cavp_epoch66.ckpt`` loads without mmcv after stripping ``module.``.
@@ -152,44 +155,67 @@ class CAVPEncoder(nn.Module):
         """(B, T, H, W, 3) uint8 -> (B, T, 3, S, S) float in [0, 1], squash-resized (no crop, no mean/std)."""
         return resize_frames(frames_uint8, self.cfg.image_size) / 255.0
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """``CAVP_Inference.encode_video(frames, normalize, pool=False)``: (B, T, 3, S, S) -> (B, T, out_dim)."""
         x = frames.permute(0, 2, 1, 3, 4)  # (B, 3, T, S, S)
         feat = self.video_encoder(x.to(self.video_project_head.weight.dtype))  # (B, C, T)
         feat = self.video_project_head(feat.transpose(1, 2))  # (B, T, out_dim)
-        return F.normalize(feat, dim=-1)
+        return F.normalize(feat, dim=-1) if normalize else feat  # eps 1e-12, per step
 
 
 def resize_frames(frames_uint8: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, T, H, W, 3) uint8 -> (B, T, 3, size, size) float32 in [0, 255], bilinear with antialias.
+    """(B, T, H, W, 3) uint8 -> (B, T, 3, size, size) float32 holding whole numbers in [0, 255].
 
-    Squash (aspect ratio not kept) like ``transforms.Resize((s, s))`` / decord ``height=width=s``.
+    Squash resize (aspect ratio not kept), antialiased bilinear, computed on uint8 and therefore
+    quantised to uint8 like the originals' frames: Diff-Foley resizes a PIL image
+    (``transforms.Resize((224, 224))``, PIL BILINEAR) before ``ToTensor``; torch's uint8 kernel follows
+    PIL's (``tests/test_fidelity.py``: equal up to +-1 on a few % of the pixels). It runs on the CPU
+    whatever the frames' device (the uint8 kernel is CPU-only; one code path keeps cached and
+    generation-time features identical). TimeChat resizes inside decord (ffmpeg swscale) instead; on
+    a lossless test video that differs from this by 0.2 grey levels on average (at most 3), which we
+    accept in exchange for decoding each clip once for both models.
     """
-    if frames_uint8.dim() != 5 or frames_uint8.shape[-1] != 3:
-        raise ValueError(f"expected (B, T, H, W, 3) frames, got {tuple(frames_uint8.shape)}")
+    if frames_uint8.dim() != 5 or frames_uint8.shape[-1] != 3 or frames_uint8.dtype != torch.uint8:
+        raise ValueError(f"expected (B, T, H, W, 3) uint8 frames, got {tuple(frames_uint8.shape)} "
+                         f"{frames_uint8.dtype}")
     b, t, h, w, _ = frames_uint8.shape
-    x = frames_uint8.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float()  # (B*T, 3, H, W)
+    x = frames_uint8.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w)  # (B*T, 3, H, W)
     if (h, w) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        x = x.clamp_(0.0, 255.0)
-    return x.reshape(b, t, 3, size, size)
+        device = x.device
+        on = device if device.type == "meta" else torch.device("cpu")  # meta: shapes only
+        x = F.interpolate(x.to(on), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = x.to(device)
+    return x.float().reshape(b, t, 3, size, size)
+
+
+# Keys of the contrastive CAVP checkpoint that video features do not use: the audio tower (Cnn14
+# ``spec_encoder``; ``spec_project_head`` is an ``nn.Identity`` without keys) and the temperature.
+CAVP_DROPPED_PREFIXES = ("spec_encoder.", "spec_project_head.")
+CAVP_DROPPED_KEYS = ("logit_scale",)
+
+
+def cavp_key_map(key: str) -> str | None:
+    """One Diff-Foley CAVP key -> its ``CAVPEncoder`` key (``module.`` stripped), None if dropped on purpose."""
+    key = key[len("module."):] if key.startswith("module.") else key
+    if key in CAVP_DROPPED_KEYS or key.startswith(CAVP_DROPPED_PREFIXES):
+        return None
+    return key
 
 
 def convert_cavp_checkpoint(state_dict: dict, cfg: CAVPConfig = CAVPConfig()) -> dict:
     """Diff-Foley CAVP checkpoint -> ``CAVPEncoder`` state dict, every key and shape checked.
 
     Unwraps ``{"state_dict": ...}``, strips the DDP ``module.`` prefix, keeps ``video_encoder.*`` and
-    ``video_project_head.*`` and drops the audio side (``spec_encoder.*``, ``spec_project_head.*``,
-    ``logit_scale``). Missing or unexpected keys and wrong shapes raise torch's strict-load
-    ``RuntimeError``, which names them.
+    ``video_project_head.*`` and drops the audio side (``cavp_key_map``). Missing or unexpected keys
+    and wrong shapes raise torch's strict-load ``RuntimeError``, which names them.
     """
     if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
         state_dict = state_dict["state_dict"]
     out = {}
     for key, value in state_dict.items():
-        key = key[len("module."):] if key.startswith("module.") else key
-        if key.startswith(("spec_encoder.", "spec_project_head.")) or key == "logit_scale":
-            continue  # audio tower of the contrastive model, not needed for video features
-        out[key] = value
+        new = cavp_key_map(key)
+        if new is not None:
+            out[new] = value
     with torch.device("meta"):
         reference = CAVPEncoder(cfg)
     reference.load_state_dict(out, strict=True, assign=True)  # raises with the offending key names

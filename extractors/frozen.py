@@ -4,6 +4,10 @@ Features are computed once and cached at training time, and recomputed for new v
 time; both must come from *identical* weights. Released checkpoints guarantee that for the paper
 preset; for random (tiny) presets every model is built right after ``torch.manual_seed(preset.seed)``
 inside a forked RNG, so any process builds the same weights without disturbing the caller's RNG.
+
+Numerics follow the originals (``tests/test_fidelity.py`` checks each model against fixtures made by
+running them): CAVP and AudioMAE in fp32; TimeChat's visual side in ``preset.timechat.precision``
+(the paper preset: fp16 mixed precision exactly as TimeChat; the features come back as float32).
 """
 from __future__ import annotations
 

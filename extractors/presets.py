@@ -3,6 +3,11 @@
 ``paper`` is the MFM-Mapper setting (released weights under ``weights_dir``); ``tiny`` has the same
 clip timing and token counts but small random models, for tests and the offline demo.
 ``preset.dims`` gives every feature shape without building a model (the mapper config needs them).
+
+Precision: the paper preset runs TimeChat's visual side the way TimeChat does (``precision="fp16"``:
+EVA-ViT-g Conv/Linear weights in fp16, ViT + Q-Formers under fp16 autocast, LayerNorms in fp32);
+CAVP and AudioMAE run in fp32 as in Diff-Foley and AudioLDM-2. Use e.g.
+``replace(preset, timechat=replace(preset.timechat, precision="bf16"))`` on hardware without fast fp16.
 """
 from __future__ import annotations
 
@@ -15,6 +20,11 @@ from .audiomae import AudioMAEConfig
 from .cavp import CAVPConfig
 from .clip import ClipConfig
 from .timechat import BUILTIN_TOKENIZER, TimeChatConfig
+
+# Bump when a code change alters the features of an unchanged preset, so old caches are refused.
+# 2: AudioMAE's random pos_embed on AudioMAE's own (swapped) grid; frames resized on uint8 like
+#    PIL / decord; AudioMAE waveforms padded to 10.24 s before the fbank (AudioMAEConfig.pad_waveform).
+FEATURE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class ExtractorPreset:
         """
         data = self.to_dict()
         data["weights_dir"] = self.weights_dir is not None
+        data["feature_version"] = FEATURE_VERSION
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -102,7 +113,11 @@ def feature_dims(preset: ExtractorPreset | str) -> FeatureDims:
     return (get_preset(preset) if isinstance(preset, str) else preset).dims
 
 
-register_preset(ExtractorPreset(name="paper", weights_dir=os.environ.get("MFM_WEIGHTS") or None))
+register_preset(ExtractorPreset(
+    name="paper",
+    timechat=TimeChatConfig(precision="fp16"),  # TimeChat's vit_precision="fp16" + autocast
+    weights_dir=os.environ.get("MFM_WEIGHTS") or None,
+))
 
 register_preset(ExtractorPreset(
     name="tiny",

@@ -18,7 +18,19 @@ Everything before TimeChat's LLM, from ``RenShuhuai-Andy/TimeChat`` ``timechat/m
 Implementation choices (all documented facts checked against the sources above):
 
 * EVA-ViT-g is timm's ``Eva`` built from arguments (keys identical to LAVIS' ``eva_vit_g.pth``;
-  LAVIS' fp16 cast is not reproduced: the dtype is whatever the module is moved to).
+  ``tests/test_fidelity.py`` checks it against the original on a tiny golden). LAVIS' attention
+  computes ``softmax(q k^T)`` by hand, timm calls ``scaled_dot_product_attention``: same maths.
+* Precision (``TimeChatConfig.precision``): TimeChat builds EVA-ViT-g with ``vit_precision="fp16"``
+  (LAVIS ``convert_weights_to_fp16``: only Conv/Linear weights and biases become fp16; LayerNorms,
+  ``q_bias``/``v_bias``, ``cls_token``, ``pos_embed`` stay fp32) and runs ViT *and both Q-Formers*
+  under ``autocast(float16)`` (``maybe_autocast``; a no-op on CPU). ``precision="fp16"`` (the paper
+  preset) or ``"bf16"`` does exactly that, on any device with autocast (CPU included); ``"fp32"``
+  runs everything in float32 (tiny presets, and the golden tests). The residual streams stay fp32
+  under autocast (fp32 position embeddings promote them), so only matmuls/convs run in half.
+* ``ln_vision`` is LAVIS' ``LayerNorm`` subclass: computed in fp32, cast back to the input dtype.
+* Q-Former attention masks: LAVIS adds ``(1 - mask) * -10000``, transformers masks with the dtype's
+  minimum (or a boolean mask); after softmax both give exactly 0 weight in fp32, and every row keeps
+  its unmasked query positions, so the results agree (checked on a golden with padded timestamps).
 * The frame Q-Former is transformers' ``InstructBlipQFormerModel`` (query + text input, text FFN,
   cross-attention every 2nd layer), the video Q-Former is ``Blip2QFormerModel`` with
   ``use_qformer_text_input=False``: LayerNorm on the query embeddings, then layers with query FFN
@@ -36,8 +48,9 @@ Implementation choices (all documented facts checked against the sources above):
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 
 import torch
@@ -60,6 +73,8 @@ TIMECHAT_FILES = {
     "timechat_7b.pth": "Hugging Face repo ShuhuaiRen/TimeChat-7b",
 }
 
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 BUILTIN_TOKENIZER = "builtin"
 _BUILTIN_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "this", "frame", "is", "sampled", "at", "second", "."]
                   + [str(i) for i in range(100)] + [f"##{i}" for i in range(10)])
@@ -78,7 +93,7 @@ class TimeChatConfig:
     vit_heads: int = 16  # 1408 // 88
     vit_mlp_ratio: float = 6144 / 1408  # MLP width 6144 (LAVIS writes 4.3637)
     vit_layer_norm_eps: float = 1e-6
-    ln_vision_eps: float = 1e-5  # ln_vision is a plain nn.LayerNorm
+    ln_vision_eps: float = 1e-5  # ln_vision: LAVIS LayerNorm (fp32 compute), torch default eps
     # Frame Q-Former (InstructBLIP's BERT-base with cross-attention every 2nd layer).
     num_query_tokens: int = 32
     qformer_hidden: int = 768
@@ -104,6 +119,18 @@ class TimeChatConfig:
     # weights are loaded; random tiny models use a larger value, because with 0.02 their attention
     # is nearly uniform and the tokens hardly depend on the video.
     qformer_init_std: float = 0.02
+    # "fp32", or "fp16" / "bf16": TimeChat's mixed precision (ViT Conv/Linear weights stored in that
+    # dtype, ViT + Q-Formers under autocast; LayerNorms, embeddings and residual streams in fp32).
+    precision: str = "fp32"
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, not {self.precision!r}")
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The half dtype of the mixed-precision mode, None in fp32."""
+        return PRECISIONS[self.precision]
 
     @property
     def hidden(self) -> int:
@@ -136,8 +163,29 @@ def build_tokenizer(name: str) -> BertTokenizerFast:
             f"Hugging Face 'bert-base-uncased' tokenizer files in that folder)") from err
 
 
+class Fp32LayerNorm(nn.LayerNorm):
+    """LAVIS' ``LayerNorm`` (``ln_vision``): normalises in float32, returns the input's dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+def cast_conv_linear_(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """LAVIS ``convert_weights_to_fp16`` (any half dtype): Conv/Linear weights and biases only."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            m.weight.data = m.weight.data.to(dtype)
+            if m.bias is not None:
+                m.bias.data = m.bias.data.to(dtype)
+    return module
+
+
 class TimeChatVisual(nn.Module):
-    """Frames (B, T, 3, S, S) -> (window tokens (B, W * Q, hidden), spans (W, 2) long)."""
+    """Frames (B, T, 3, S, S) -> (window tokens (B, W * Q, hidden), spans (W, 2) long).
+
+    The steps are exposed separately (``encode_images``, ``timestamp_tokens``,
+    ``encode_image_embeds``) so each can be checked against TimeChat's own intermediates.
+    """
 
     def __init__(self, cfg: TimeChatConfig = TimeChatConfig(), tokenizer: BertTokenizerFast | None = None):
         super().__init__()
@@ -156,7 +204,7 @@ class TimeChatVisual(nn.Module):
             global_pool="",
             use_post_transformer_norm=False,  # LAVIS' forward_features returns the last block's output
         )
-        self.ln_vision = nn.LayerNorm(cfg.vit_width, eps=cfg.ln_vision_eps)
+        self.ln_vision = Fp32LayerNorm(cfg.vit_width, eps=cfg.ln_vision_eps)
         self.frame_qformer = InstructBlipQFormerModel(InstructBlipQFormerConfig(
             vocab_size=cfg.qformer_vocab_size,
             hidden_size=cfg.qformer_hidden,
@@ -167,6 +215,8 @@ class TimeChatVisual(nn.Module):
             cross_attention_frequency=cfg.qformer_cross_attention_freq,
             encoder_hidden_size=cfg.vit_width,
             initializer_range=cfg.qformer_init_std,
+            layer_norm_eps=1e-12,  # BERT's (also the embeddings LayerNorm that the queries go through)
+            hidden_act="gelu",  # exact GELU
         ))
         self.query_tokens = nn.Parameter(
             torch.zeros(1, cfg.num_query_tokens, cfg.qformer_hidden).normal_(std=cfg.qformer_init_std))
@@ -180,11 +230,15 @@ class TimeChatVisual(nn.Module):
             encoder_hidden_size=cfg.qformer_hidden,
             use_qformer_text_input=False,
             initializer_range=cfg.qformer_init_std,
+            layer_norm_eps=1e-12,
+            hidden_act="gelu",
         ))
         self.video_query_tokens = nn.Parameter(
             torch.zeros(1, cfg.video_num_query_tokens, cfg.video_qformer_hidden).normal_(std=cfg.qformer_init_std))
         self.register_buffer("pixel_mean", torch.tensor(cfg.mean).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(cfg.std).view(1, 1, 3, 1, 1), persistent=False)
+        if cfg.autocast_dtype is not None:  # TimeChat: vit_precision="fp16"
+            cast_conv_linear_(self.visual_encoder, cfg.autocast_dtype)
 
     @property
     def tokenizer(self) -> BertTokenizerFast:
@@ -195,6 +249,16 @@ class TimeChatVisual(nn.Module):
                                  f"vocabulary ({self.cfg.qformer_vocab_size})")
         return self._tokenizer
 
+    def autocast(self, device: torch.device):
+        """TimeChat's ``maybe_autocast``: autocast to the configured half dtype (no-op in fp32).
+
+        Devices without autocast (``meta``) run as is; only shapes matter there.
+        """
+        dtype = self.cfg.autocast_dtype
+        if dtype is None or not torch.amp.is_autocast_available(device.type):
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
     def preprocess(self, frames_uint8: torch.Tensor) -> torch.Tensor:
         """(B, T, H, W, 3) uint8 -> (B, T, 3, S, S) float: squash resize, /255, CLIP mean/std."""
         x = resize_frames(frames_uint8, self.cfg.image_size) / 255.0
@@ -204,105 +268,158 @@ class TimeChatVisual(nn.Module):
         """TimeChat's per-frame sentences; ``str(round(i / fps, 1))`` exactly as its ``load_video``."""
         return [self.cfg.timestamp_template.format(round(i / fps, 1)) for i in range(num_frames)]
 
-    def forward(self, frames: torch.Tensor, fps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def timestamp_tokens(self, num_frames: int, fps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokenised timestamp sentences, ``padding="longest"`` as TimeChat: ids and mask, (T, L) each."""
+        text = self.tokenizer(self.timestamps(num_frames, fps), padding="longest", truncation=True,
+                              max_length=self.cfg.max_text_len)
+        return (torch.tensor(text["input_ids"], device="cpu"),  # CPU even under a meta default device
+                torch.tensor(text["attention_mask"], device="cpu"))
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised pixels -> ``ln_vision(EVA-ViT-g(pixels))`` (N, 1 + patches, vit_width)."""
+        with self.autocast(pixels.device):
+            pixels = pixels.to(self.visual_encoder.patch_embed.proj.weight.dtype)
+            return self.ln_vision(self.visual_encoder.forward_features(pixels))
+
+    def encode_image_embeds(self, image_embeds: torch.Tensor, input_ids: torch.Tensor,
+                            attention_mask: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """TimeChat ``encode_videoQformer_visual`` after ``ln_vision``, up to (excluding) ``llama_proj``.
+
+        image_embeds: (B*T, N, vit_width), frame-major per clip; input_ids / attention_mask: (B*T, L)
+        timestamp tokens of each frame. Returns (B, W * Qv, Hv): the windows' video Q-Former outputs.
+        """
         cfg = self.cfg
-        b, t = frames.shape[:2]
+        bt = image_embeds.shape[0]
+        t = bt // batch_size
+        if t * batch_size != bt or input_ids.shape[0] != bt or attention_mask.shape != input_ids.shape:
+            raise ValueError(f"{bt} image embeddings, {tuple(input_ids.shape)} ids and "
+                             f"{tuple(attention_mask.shape)} mask do not make {batch_size} clips")
         if t > cfg.max_frame_pos:
             raise ValueError(f"{t} frames exceed the frame position embedding ({cfg.max_frame_pos})")
-        dtype, device = self.query_tokens.dtype, self.query_tokens.device
-        pixels = frames.reshape(b * t, *frames.shape[2:]).to(dtype)  # (B*T, 3, S, S)
-        image_embeds = self.ln_vision(self.visual_encoder.forward_features(pixels))  # (B*T, N, vit_width)
+        device = image_embeds.device
+        with self.autocast(device):
+            queries = self.query_tokens.expand(bt, -1, -1)  # (B*T, Q, H)
+            mask = None  # no padded timestamp (e.g. 0.0 .. 9.8 s all tokenise alike): same as all ones
+            if attention_mask.device.type == "meta" or not attention_mask.all():
+                query_mask = torch.ones(queries.shape[:2], dtype=attention_mask.dtype, device=device)
+                mask = torch.cat([query_mask, attention_mask.to(device)], dim=1)  # (B*T, Q + L)
+            frame_tokens = self.frame_qformer(
+                input_ids=input_ids.to(device),
+                attention_mask=mask,
+                query_embeds=queries,
+                encoder_hidden_states=image_embeds,  # every image token attended
+            ).last_hidden_state  # (B*T, Q + L, H): query outputs then text outputs, all kept
+            frame_tokens = frame_tokens.reshape(batch_size, t, -1, cfg.qformer_hidden)  # (B, T, Q+L, H)
+            positions = self.frame_position_embedding(torch.arange(t, device=device))  # (T, H): frame order
+            frame_tokens = frame_tokens + positions[None, :, None, :]
 
-        text = self.tokenizer(self.timestamps(t, fps), padding="longest", truncation=True, max_length=cfg.max_text_len)
-        input_ids = torch.tensor(text["input_ids"], device=device).repeat(b, 1)  # (B*T, L): frame i of clip j at j*T+i
-        queries = self.query_tokens.expand(b * t, -1, -1)  # (B*T, Q, H)
-        attention_mask = None  # every sentence has the same pieces count (e.g. 0.0 .. 9.8 s): no padding
-        if not all(all(row) for row in text["attention_mask"]):
-            text_mask = torch.tensor(text["attention_mask"], device=device).repeat(b, 1)  # (B*T, L)
-            query_mask = torch.ones(queries.shape[:2], dtype=text_mask.dtype, device=device)
-            attention_mask = torch.cat([query_mask, text_mask], dim=1)  # (B*T, Q + L)
-        frame_tokens = self.frame_qformer(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            query_embeds=queries,
-            encoder_hidden_states=image_embeds,
-        ).last_hidden_state  # (B*T, Q + L, H): queries then text tokens, all kept
-        frame_tokens = frame_tokens.reshape(b, t, -1, cfg.qformer_hidden)  # (B, T, Q+L, H)
-        positions = self.frame_position_embedding(torch.arange(t, device=device))  # (T, H)
-        frame_tokens = frame_tokens + positions[None, :, None, :]
+            video_queries = self.video_query_tokens.expand(batch_size, -1, -1)  # (B, Qv, Hv)
+            windows = []
+            for start, end in cfg.window_spans(t):
+                memory = frame_tokens[:, start:end].reshape(batch_size, -1, cfg.qformer_hidden)  # (B, w*(Q+L), H)
+                # no encoder mask = TimeChat's all-ones clip_atts: padded text positions are attended too
+                out = self.video_qformer(query_embeds=video_queries, encoder_hidden_states=memory)
+                windows.append(out.last_hidden_state)  # (B, Qv, Hv)
+        return torch.cat(windows, dim=1)  # (B, W*Qv, Hv)
 
-        spans = cfg.window_spans(t)
-        video_queries = self.video_query_tokens.expand(b, -1, -1)  # (B, Qv, Hv)
-        windows = []
-        for start, end in spans:
-            memory = frame_tokens[:, start:end].reshape(b, -1, cfg.qformer_hidden)  # (B, w*(Q+L), H)
-            out = self.video_qformer(query_embeds=video_queries, encoder_hidden_states=memory)
-            windows.append(out.last_hidden_state)  # (B, Qv, Hv)
-        tokens = torch.cat(windows, dim=1)  # (B, W*Qv, Hv)
-        return tokens, torch.tensor(spans, dtype=torch.long, device="cpu")  # spans are indices: always on CPU
+    def forward(self, frames: torch.Tensor, fps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        b, t = frames.shape[:2]
+        image_embeds = self.encode_images(frames.reshape(b * t, *frames.shape[2:]))  # (B*T, N, vit_width)
+        input_ids, attention_mask = self.timestamp_tokens(t, fps)  # (T, L): the same sentences for every clip
+        tokens = self.encode_image_embeds(image_embeds, input_ids.repeat(b, 1), attention_mask.repeat(b, 1), b)
+        spans = torch.tensor(self.cfg.window_spans(t), dtype=torch.long, device="cpu")  # indices: always on CPU
+        return tokens, spans
 
 
 # --------------------------------------------------------------------------- checkpoints
 
-def _rename_bert(key: str, embeddings_layernorm: str) -> str | None:
-    """LAVIS BERT Q-Former key -> transformers Q-Former key (None: not part of our model)."""
-    if key == "embeddings.position_ids":
-        return None  # non-persistent buffer in transformers
+# Original keys the converter drops on purpose (everything else must land in ``TimeChatVisual``):
+# the LLM side (``llama_proj`` maps the 768-wide tokens to LLaMA's 4096; we keep the tokens before
+# it), the LLM itself and LoRA, InstructBLIP's own LLM projection, the Q-Former LM heads (None in
+# TimeChat) and BERT's ``position_ids`` buffer (non-persistent in transformers: always arange).
+TIMECHAT_DROPPED_PREFIXES = ("llama_proj.", "llama_model.", "llm_proj.", "llm_model.", "t5_proj.", "t5_model.",
+                             "Qformer.cls.", "video_Qformer.cls.")
+TIMECHAT_DROPPED_KEYS = ("Qformer.bert.embeddings.position_ids", "video_Qformer.bert.embeddings.position_ids")
+# EVA-CLIP-g file keys that LAVIS' non-strict load ignores (no final norm or head in BLIP-2's ViT).
+EVA_DROPPED_PREFIXES = ("norm.", "fc_norm.", "head.", "lm_head.", "rel_pos_bias.")
+
+
+def _rename_bert(key: str, embeddings_layernorm: str) -> str:
+    """LAVIS BERT Q-Former key (after ``bert.``) -> transformers Q-Former key."""
     key = key.replace("embeddings.LayerNorm.", embeddings_layernorm)
     key = key.replace(".attention.self.", ".attention.attention.")
     return key.replace(".crossattention.self.", ".crossattention.attention.")
 
 
-def convert_timechat_state_dict(state_dict: dict, source: str = "lavis") -> dict:
-    """Rename one released state dict to ``TimeChatVisual`` keys (no completeness check).
+def timechat_key_map(key: str, source: str = "lavis") -> str | None:
+    """One original key -> its ``TimeChatVisual`` key, or None for a key dropped on purpose.
 
-    ``source="eva"``: raw EVA-ViT-g dict (``eva_vit_g.pth``) -> ``visual_encoder.*``; blocks beyond
-    ``vit_depth`` and the unused final norm / head are dropped later by the depth check, exactly as
-    LAVIS' non-strict load ignores them.
-    ``source="lavis"``: a ``{"model": ...}`` dict from InstructBLIP or TimeChat:
-    ``Qformer.bert.*`` -> ``frame_qformer.*``, ``video_Qformer.bert.*`` -> ``video_qformer.*``
-    (``embeddings.LayerNorm`` -> ``layernorm``), ``attention.self`` -> ``attention.attention``,
-    ``video_frame_position_embedding`` -> ``frame_position_embedding``; ``ln_vision``,
-    ``query_tokens`` and ``video_query_tokens`` keep their names. LLM-side keys (``llama_proj``,
-    ``llama_model``, LoRA) and the Q-Former LM head are ignored.
+    ``source="eva"``: a raw ``eva_vit_g.pth`` key -> ``visual_encoder.<key>`` (final norm / head dropped).
+    ``source="lavis"``: an InstructBLIP / TimeChat ``['model']`` key: ``Qformer.bert.*`` ->
+    ``frame_qformer.*``, ``video_Qformer.bert.*`` -> ``video_qformer.*`` (``embeddings.LayerNorm`` ->
+    ``layernorm``), ``attention.self`` -> ``attention.attention``, ``video_frame_position_embedding``
+    -> ``frame_position_embedding``; ``ln_vision``, ``query_tokens`` and ``video_query_tokens`` keep
+    their names. Unknown keys pass through unchanged, so the strict load names them.
+    """
+    if source == "eva":
+        return None if key.startswith(EVA_DROPPED_PREFIXES) else f"visual_encoder.{key}"
+    if source != "lavis":
+        raise ValueError(f"source must be 'eva' or 'lavis', not {source!r}")
+    if key in TIMECHAT_DROPPED_KEYS or key.startswith(TIMECHAT_DROPPED_PREFIXES):
+        return None
+    if key.startswith("Qformer.bert."):
+        return "frame_qformer." + _rename_bert(key[len("Qformer.bert."):], "embeddings.layernorm.")
+    if key.startswith("video_Qformer.bert."):
+        return "video_qformer." + _rename_bert(key[len("video_Qformer.bert."):], "layernorm.")
+    if key == "video_frame_position_embedding.weight":
+        return "frame_position_embedding.weight"
+    return key
+
+
+def convert_timechat_state_dict(state_dict: dict, source: str = "lavis") -> dict:
+    """Rename one released state dict to ``TimeChatVisual`` keys (``timechat_key_map``; no completeness check).
+
+    Unwraps ``{"model": ...}``. The completeness check happens when the merged files are loaded
+    (``merge_timechat_checkpoints`` / ``load_timechat_weights``).
     """
     if "model" in state_dict and isinstance(state_dict["model"], dict):
         state_dict = state_dict["model"]
     out = {}
     for key, value in state_dict.items():
-        new = None
-        if source == "eva":
-            if not key.startswith(("norm.", "fc_norm.", "head.", "lm_head.", "rel_pos_bias.")):
-                new = f"visual_encoder.{key}"
-        elif key.startswith("Qformer.bert."):
-            rest = _rename_bert(key[len("Qformer.bert."):], "embeddings.layernorm.")
-            new = rest and f"frame_qformer.{rest}"
-        elif key.startswith("video_Qformer.bert."):
-            rest = _rename_bert(key[len("video_Qformer.bert."):], "layernorm.")
-            new = rest and f"video_qformer.{rest}"
-        elif key == "video_frame_position_embedding.weight":
-            new = "frame_position_embedding.weight"
-        elif key.startswith("ln_vision.") or key in ("query_tokens", "video_query_tokens"):
-            new = key
+        new = timechat_key_map(key, source)
         if new is not None:
             out[new] = value
     return out
 
 
+def merge_timechat_checkpoints(raw: dict[str, dict], cfg: TimeChatConfig = TimeChatConfig()) -> dict:
+    """The three released state dicts (keyed by file name, see ``TIMECHAT_FILES``) -> one checked
+    ``TimeChatVisual`` state dict, merged in TimeChat's order (later files override earlier keys).
+
+    As LAVIS / TimeChat: ViT blocks beyond ``vit_depth`` are ignored (EVA-CLIP-g has 40, BLIP-2 uses 39),
+    and a frame position table of another length is resized with ``F.interpolate(mode="nearest")``.
+    Missing / unexpected keys and wrong shapes raise torch's strict-load ``RuntimeError`` naming them.
+    """
+    merged = {}
+    for name in TIMECHAT_FILES:
+        merged.update(convert_timechat_state_dict(raw[name], "eva" if name == "eva_vit_g.pth" else "lavis"))
+    merged = {k: v for k, v in merged.items()
+              if not (k.startswith("visual_encoder.blocks.") and int(k.split(".")[2]) >= cfg.vit_depth)}
+    key = "frame_position_embedding.weight"
+    if key in merged and merged[key].shape[0] != cfg.max_frame_pos:  # TimeChat's interpolate_frame_pos_embed
+        merged[key] = F.interpolate(merged[key].T[None].float(), size=cfg.max_frame_pos, mode="nearest")[0].T
+    with torch.device("meta"):
+        reference = TimeChatVisual(replace(cfg, precision="fp32"))
+    reference.load_state_dict(merged, strict=True, assign=True)  # raises with the offending key names
+    return merged
+
+
 def load_timechat_weights(model: TimeChatVisual, weights_dir: str) -> None:
     """Load the three released files from ``weights_dir`` in TimeChat's order, strictly checked."""
-    merged = {}
+    raw = {}
     for name, source in TIMECHAT_FILES.items():
         path = os.path.join(weights_dir, name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"TimeChat checkpoint not found: {path} (download {name} from {source})")
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-        merged.update(convert_timechat_state_dict(raw, "eva" if name == "eva_vit_g.pth" else "lavis"))
-    depth = model.cfg.vit_depth  # EVA-CLIP-g checkpoints may carry a 40th block BLIP-2 does not use
-    merged = {k: v for k, v in merged.items()
-              if not (k.startswith("visual_encoder.blocks.") and int(k.split(".")[2]) >= depth)}
-    key = "frame_position_embedding.weight"
-    rows = model.frame_position_embedding.num_embeddings
-    if key in merged and merged[key].shape[0] != rows:  # TimeChat's interpolate_frame_pos_embed
-        merged[key] = F.interpolate(merged[key].T[None].float(), size=rows, mode="nearest")[0].T
-    model.load_state_dict(merged, strict=True)
+        raw[name] = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(merge_timechat_checkpoints(raw, model.cfg), strict=True)

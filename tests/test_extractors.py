@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from extractors.audiomae import (AudioMAEConfig, AudioMAEEncoder, convert_audiomae_checkpoint, pool_tokens,
                                  sincos_pos_embed_2d)
@@ -144,16 +145,29 @@ def test_peak_normalisation_removes_the_level():
                                atol=1e-4, rtol=0)
 
 
-def test_audiomae_input_pads_after_the_log_and_normalises():
+def test_audiomae_input_pads_waveform_then_rows_and_normalises():
     cfg = replace(AudioMAEConfig(), peak_normalize=None)  # the level step is tested above
-    wave = 0.1 * torch.randn(160_000, generator=torch.Generator().manual_seed(0))  # 10 s -> 998 frames
+    norm = lambda fb: (fb - cfg.fbank_mean) / (2 * cfg.fbank_std)  # noqa: E731
+    wave = 0.1 * torch.randn(160_000, generator=torch.Generator().manual_seed(0))  # a 10 s clip
     x = waveform_to_audiomae_input(wave, cfg)
-    expected = (kaldi_fbank(wave - wave.mean()) - cfg.fbank_mean) / (2 * cfg.fbank_std)
-    torch.testing.assert_close(x[:998], expected)
-    torch.testing.assert_close(x[998:], torch.full((26, 128), -cfg.fbank_mean / (2 * cfg.fbank_std)))
-    long = 0.1 * torch.randn(20 * 16_000, generator=torch.Generator().manual_seed(1))  # longer clips are cropped
-    torch.testing.assert_close(waveform_to_audiomae_input(long, cfg),
-                               (kaldi_fbank(long - long.mean())[:1024] - cfg.fbank_mean) / (2 * cfg.fbank_std))
+    padded = F.pad(wave - wave.mean(), (0, 3_840))  # AudioLDM-2's pad_wav: zeros up to 10.24 s
+    fbank = kaldi_fbank(padded - padded.mean())
+    assert x.shape == (1024, 128) and fbank.shape == (1022, 128)
+    torch.testing.assert_close(x[:1022], norm(fbank), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(x[1000:1022], torch.full((22, 128), norm(math.log(LOG_FLOOR_EPS))))  # silence
+    torch.testing.assert_close(x[1022:], torch.full((2, 128), norm(0.0)))  # zero rows added after the log
+    bare = waveform_to_audiomae_input(wave, replace(cfg, pad_waveform=False))  # fbank rows padded instead
+    torch.testing.assert_close(bare[:998], norm(kaldi_fbank(wave - wave.mean())))
+    torch.testing.assert_close(bare[998:], torch.full((26, 128), norm(0.0)))
+    # longer clips are cut to 10.24 s *before* the level is normalised (AudioLDM-2 crops, then normalises)
+    long = 0.1 * torch.randn(20 * 16_000, generator=torch.Generator().manual_seed(1))
+    crop = long[:163_840]
+    torch.testing.assert_close(waveform_to_audiomae_input(long, cfg)[:1022], norm(kaldi_fbank(crop - crop.mean())),
+                               atol=1e-4, rtol=1e-4)
+    spiked = long.clone()
+    spiked[200_000] = 50.0  # beyond the segment: must not change the peak normalisation
+    torch.testing.assert_close(waveform_to_audiomae_input(spiked, AudioMAEConfig()),
+                               waveform_to_audiomae_input(long, AudioMAEConfig()))
 
 
 # --------------------------------------------------------------------------- CAVP
@@ -342,7 +356,7 @@ def test_timechat_missing_checkpoint_is_named(tmp_path):
 def test_timechat_incomplete_checkpoint_names_the_key(tmp_path):
     source = TimeChatVisual(TINY.timechat)
     _write_released_timechat(source, tmp_path)
-    ckpt = torch.load(tmp_path / "timechat_7b.pth")
+    ckpt = torch.load(tmp_path / "timechat_7b.pth", weights_only=True)
     del ckpt["model"]["video_Qformer.bert.encoder.layer.1.output_query.dense.weight"]
     torch.save(ckpt, tmp_path / "timechat_7b.pth")
     with pytest.raises(RuntimeError, match=r"video_qformer.encoder.layer.1.output_query.dense.weight"):

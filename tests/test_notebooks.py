@@ -13,7 +13,6 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("QUICKSTART_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("QUICKSTART_CLIPS", "16")
     monkeypatch.setenv("QUICKSTART_EPOCHS", "2")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
