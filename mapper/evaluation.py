@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from mapper.feature_arrays import identity_collate
 from mapper.model import MapperBase
 
 
@@ -27,11 +28,19 @@ def predict(mapper: MapperBase, dataset, batch_size: int = 64) -> tuple[torch.Te
     mapper.eval()
     device = next(mapper.parameters()).device
     predictions, targets = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size):
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=identity_collate):
         cavp, timechat = batch["cavp"].float().to(device), batch["timechat"].float().to(device)
         predictions.append(mapper.generate(cavp, timechat).float().cpu())
         targets.append(batch["audiomae"].float())
     return torch.cat(predictions), torch.cat(targets)
+
+
+def _mean_target(dataset, batch_size: int) -> torch.Tensor:
+    total, count = 0.0, 0
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=identity_collate):
+        total = total + batch["audiomae"].double().sum(dim=0)
+        count += len(batch["audiomae"])
+    return (total / count).float()
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -44,7 +53,7 @@ def evaluate_mapper(mapper: MapperBase, train_dataset, test_dataset, batch_size:
     predictions, targets = predict(mapper, test_dataset, batch_size)
     if len(targets) < 2:
         raise ValueError("evaluation needs at least two held-out clips (one to shuffle against)")
-    train_mean = torch.stack([row["audiomae"].float() for row in train_dataset]).mean(dim=0)  # (tokens, D)
+    train_mean = _mean_target(train_dataset, batch_size)  # (tokens, D)
     mean_prediction = train_mean.expand_as(targets)
     shuffled = predictions.roll(1, dims=0)  # every clip gets another clip's prediction
     time_shuffled = predictions.roll(predictions.shape[1] // 2, dims=1)  # (N, tokens, D), tokens moved in time

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from extractors.cache import FeatureCache
 from extractors.clips import SPLITS
 from mapper.config import MapperConfig
+from mapper.feature_arrays import FeatureArrays, identity_collate
 from mapper.loading import build_mapper
 from mapper.training_order import EpochShuffleSampler, ResumableLoader
 
@@ -108,9 +109,8 @@ class MapperDataModule(L.LightningDataModule):
 
         rows = self.cache.load(get_preset(self.preset))
         split_of_row = np.asarray(rows["split"])
-        dataset = rows.with_format("torch", columns=FEATURES)
         for split in SPLITS:
-            self.splits[split] = dataset.select(np.flatnonzero(split_of_row == split))
+            self.splits[split] = FeatureArrays(rows, FEATURES, np.flatnonzero(split_of_row == split))
         if len(self.splits["train"]) == 0:
             raise ValueError(f"{self.cache.root}: no clips in the 'train' split")
 
@@ -121,6 +121,7 @@ class MapperDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=identity_collate,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -129,7 +130,11 @@ class MapperDataModule(L.LightningDataModule):
             self.splits["train"], num_replicas=trainer.world_size, rank=trainer.global_rank, seed=self.seed
         )
         self._train_loader = ResumableLoader(
-            self.splits["train"], batch_size=self.device_batch, sampler=sampler, num_workers=self.num_workers
+            self.splits["train"],
+            batch_size=self.device_batch,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=identity_collate,
         )
         return self._train_loader
 
