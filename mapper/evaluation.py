@@ -7,10 +7,11 @@ Beating the first shows the mapper uses the input at all; beating the second sho
 right video.
 
 Temporal score: the 8 pooled AudioMAE tokens are in time order (each pools 1.28 s of audio), so a
-mapper that puts events at the right time loses accuracy when its own tokens are reordered in
-time. `temporal_score` = 1 - MSE(prediction) / MSE(time-shuffled prediction), where the shuffle
-rotates the token axis by half its length (every token lands on a different time, deterministic).
-0 means timing carries no information; higher means the tokens carry events at the right time.
+mapper that puts events at the right time loses accuracy when its predicted *events* are moved in
+time. The time-shuffled prediction keeps the train mean of every token position (what any clip
+sounds like at that position) and rotates only the clip-specific part, prediction - mean, by half
+the token axis. `temporal_score` = 1 - MSE(prediction) / MSE(time-shuffled prediction): 0 means
+timing carries nothing; higher means the predicted events sit at the right time.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def evaluate_mapper(mapper: MapperBase, train_dataset, test_dataset, batch_size:
     train_mean = _mean_target(train_dataset, batch_size)  # (tokens, D)
     mean_prediction = train_mean.expand_as(targets)
     shuffled = predictions.roll(1, dims=0)  # every clip gets another clip's prediction
-    time_shuffled = predictions.roll(predictions.shape[1] // 2, dims=1)  # (N, tokens, D), tokens moved in time
+    # (N, tokens, D): per-position means stay, the clip-specific part moves by half the clip
+    time_shuffled = mean_prediction + (predictions - mean_prediction).roll(predictions.shape[1] // 2, dims=1)
     mse = F.mse_loss(predictions, targets).item()
     mse_time_shuffled = F.mse_loss(time_shuffled, targets).item()
     return {
