@@ -39,6 +39,7 @@ def main(args: list[str] | None = None) -> dict:
         parser_kwargs={"default_config_files": [str(CONFIG_DIR / "toy.yaml")]},
     )
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
+    _fix_checkpoint_dir(trainer)
     print(data.apply_batch_plan(trainer).describe())
     ckpt_path = cli.config["ckpt_path"] or ("last" if cli.config["resume"] else None)
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
@@ -58,6 +59,15 @@ def main(args: list[str] | None = None) -> dict:
     if sample:
         _render_sample(export_dir, *sample, steps=cli.config["sample_steps"])
     return metrics
+
+
+def _fix_checkpoint_dir(trainer) -> None:
+    """Checkpoints go to `<default_root_dir>/checkpoints` unless a config names a folder: one
+    fixed place per run folder, so `--resume` finds `last.ckpt` (Lightning's default folder
+    changes with every logger version)."""
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath is None:
+        callback.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
 
 
 def _load_best(model: MapperModule, trainer) -> None:

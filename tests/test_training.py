@@ -159,7 +159,6 @@ def test_default_toy_recipe_beats_both_baselines_by_the_required_margins(tmp_pat
     metrics = train_mapper.main([
         "--data.toy_world.root", str(tmp_path / "world"), "--data.cache", str(tmp_path / "cache"),
         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
-        "--trainer.callbacks.init_args.dirpath", str(tmp_path / "ckpt"),
         "--export_dir", str(tmp_path / "mapper"), "--sample_steps", "2",
     ])  # fmt: skip
     assert metrics["mse"] <= 0.7 * metrics["mse_mean_baseline"], metrics
