@@ -1,6 +1,6 @@
 """Feature-extraction speed: decoding, the frozen models, and the whole pipeline (decode overlapped with models).
 
-    python -m benchmarks.extraction                      # CPU: decode, tiny preset, full-size CAVP (~5 min on 2 cores)
+    python -m benchmarks.extraction                      # CPU: decode, tiny preset, full-size CAVP (~8 min on 2 cores)
     python -m benchmarks.extraction --device cuda        # + all three encoders at full size on the GPU
 
 Inputs are generated, VGGSound-like videos (no dataset is needed): 640x360 h264 at 25 fps with a
@@ -136,7 +136,7 @@ def decode_everything(path: Path, clip: ClipConfig, start: float) -> np.ndarray:
     return np.stack(frames)
 
 
-def per_clip(fn, items) -> float:
+def mean_time(fn, items) -> float:
     started = time.perf_counter()
     for item in items:
         fn(item)
@@ -155,8 +155,8 @@ def decode_section(items, long_item, clip: ClipConfig, repeats: int) -> dict[str
     for r in range(repeats):
         order = list(ways) if r % 2 == 0 else list(ways)[::-1]
         for name in order:
-            times.setdefault(f"10-s clip  | {name}", []).append(per_clip(ways[name], items))
-            times.setdefault(f"60-s video, window at {LONG_START:g} s | {name}", []).append(per_clip(ways[name], [long_item]))
+            times.setdefault(f"10-s clip  | {name}", []).append(mean_time(ways[name], items))
+            times.setdefault(f"60-s video, window at {LONG_START:g} s | {name}", []).append(mean_time(ways[name], [long_item]))
     return {name: statistics.median(v) for name, v in sorted(times.items())}
 
 
@@ -189,7 +189,7 @@ def extraction(extractors, items, batch: int, workers: int, root: Path) -> float
     return report.seconds
 
 
-def per_clip(run, items, small: int) -> tuple[float, float]:
+def steady_and_wall(run, items, small: int) -> tuple[float, float]:
     """(steady-state s/clip, wall s/clip): `run(items)` for all items and for the first `small`.
 
     Steady state = (T(all) - T(small)) / (all - small): the start-up (worker processes, cache) and
@@ -216,8 +216,8 @@ def compare(name: str, encode, e2e, items, clip, batch: int, workers: int, repea
     encode(batches[0])  # warm-up (first-call allocations, lazy tokenizer, cudnn autotune)
     parts = {
         "model": lambda: (model_only(encode, batches, len(items)),) * 2,
-        "e2e": lambda: per_clip(e2e, items, small),
-        "decode": lambda: per_clip(lambda its: pipeline(lambda b: None, its, clip, batch, workers, frame_size), items, small),
+        "e2e": lambda: steady_and_wall(e2e, items, small),
+        "decode": lambda: steady_and_wall(lambda its: pipeline(lambda b: None, its, clip, batch, workers, frame_size), items, small),
     }
     result: dict[str, list[tuple[float, float]]] = {part: [] for part in parts}
     for r in range(repeats):

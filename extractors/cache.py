@@ -2,19 +2,31 @@
 
 On disk a cache is a folder:
 
-    CACHE/cache.json          which preset/config/toolkit version extracted it, feature dtype
-    CACHE/shards/<name>/      Hugging Face `datasets` shards (Arrow, memory-mapped), one row per clip
-    CACHE/failures.jsonl      clips that could not be extracted, with the reason
+    CACHE/cache.json                 how it was extracted: preset name, fingerprint and full config,
+                                     toolkit version, feature dtype, feature shapes, require_audio
+    CACHE/shards/rank<R>-<uuid>/     Hugging Face `datasets` shards (Arrow, memory-mapped), one row
+                                     per clip; each extraction process (rank R) writes its own
+    CACHE/failures-rank<R>.jsonl     clips rank R could not extract, with the reason (one file per
+                                     rank, so concurrent ranks never interleave lines)
 
-Extraction appends shards; each shard is written to a temporary folder and renamed into place, so
-a killed job leaves only complete shards and a rerun skips every clip already in one. `load()`
-concatenates the shards into one `datasets.Dataset` (no copy: Arrow tables are memory-mapped).
+Every shard is written to a temporary folder and renamed into place, so a killed job (even
+`kill -9`) leaves only complete shards; a rerun skips every clip already in one. `load()` merges the
+shards of all ranks into one `datasets.Dataset`, sorted by id (no copy: Arrow tables are
+memory-mapped, the order is an index), so the same clips give the same dataset whatever the number
+of processes or interruptions that produced it.
 
-Row columns: id, label, split, start, duration, cavp (T, Dc), timechat (W*Q, Dt),
+Row columns: id, label, split, start, duration, num_valid_frames, cavp (T, Dc), timechat (W*Q, Dt),
 timechat_spans (W, 2), audiomae (N, Da), preset, preset_fingerprint.
+
+Training and inference caches (`require_audio` in cache.json): a training extraction requires the
+audio track, so every row has its `audiomae` target; an inference extraction keeps clips without
+audio and stores `audiomae` as null for them (`None` in Python, NaN under the numpy/torch formats).
+One cache is one or the other; resuming it in the other mode is an error, and
+`load(require_audio=True)` refuses an inference cache that has rows without a target.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -27,11 +39,12 @@ import numpy as np
 from extractors.atomic import atomic_path, atomic_write_text
 
 FEATURE_COLUMNS = ("cavp", "timechat", "audiomae")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: num_valid_frames column, nullable audiomae, per-rank shards and failure logs
+DTYPES = ("float16", "float32")
 
 
 class CacheMismatchError(ValueError):
-    """The cache on disk was extracted with a different preset/config than requested."""
+    """The cache on disk was extracted with a different preset/config/format than requested."""
 
 
 def toolkit_version() -> str:
@@ -43,9 +56,20 @@ def toolkit_version() -> str:
         return "unknown"
 
 
-def _features(row: dict, dtype: str) -> datasets.Features:
+def feature_shapes(preset) -> dict[str, list[int]]:
+    """Per-clip array shapes of a preset's features, as stored in cache.json."""
+    d = preset.dims
+    return {
+        "cavp": [d.num_frames, d.cavp_dim],
+        "timechat": [d.timechat_tokens, d.timechat_dim],
+        "timechat_spans": [d.num_windows, 2],
+        "audiomae": [d.num_audio_tokens, d.audio_token_dim],
+    }
+
+
+def _features(shapes: dict, dtype: str) -> datasets.Features:
     def array(name: str, value_dtype: str) -> datasets.Array2D:
-        return datasets.Array2D(shape=tuple(np.asarray(row[name]).shape), dtype=value_dtype)
+        return datasets.Array2D(shape=tuple(shapes[name]), dtype=value_dtype)
 
     return datasets.Features(
         id=datasets.Value("string"),
@@ -53,13 +77,26 @@ def _features(row: dict, dtype: str) -> datasets.Features:
         split=datasets.Value("string"),
         start=datasets.Value("float32"),
         duration=datasets.Value("float32"),
+        num_valid_frames=datasets.Value("int32"),
         cavp=array("cavp", dtype),
         timechat=array("timechat", dtype),
         timechat_spans=array("timechat_spans", "int32"),
-        audiomae=array("audiomae", dtype),
+        audiomae=array("audiomae", dtype),  # null where an inference extraction found no audio
         preset=datasets.Value("string"),
         preset_fingerprint=datasets.Value("string"),
     )
+
+
+@contextlib.contextmanager
+def _quiet_datasets():
+    """No "Saving the dataset" bar per shard: the extraction has its own progress bar."""
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
 
 
 class FeatureCache:
@@ -82,12 +119,24 @@ class FeatureCache:
             raise FileNotFoundError(f"{self.root}: not a feature cache (no cache.json); run recipes.extract_features")
         return json.loads(self.meta_path.read_text())
 
-    def initialise(self, preset, dtype: str = "float16") -> None:
-        """Create the cache for `preset`, or check an existing one was made with the same config."""
-        if dtype not in ("float16", "float32"):
+    # ------------------------------------------------------------------ creation and checks
+    def initialise(self, preset, dtype: str | None = None, require_audio: bool = True) -> None:
+        """Create the cache for `preset`, or check that an existing one matches the request.
+
+        `dtype`: stored feature dtype of a new cache (default float16); None on an existing cache
+        keeps its dtype, an explicit different one is an error. `require_audio`: training (True)
+        or inference (False) extraction, see the module docstring.
+        """
+        if dtype is not None and dtype not in DTYPES:
             raise ValueError(f"cache dtype must be float16 or float32, not {dtype!r}")
         if self.exists():
-            self.check(preset)
+            meta = self.check(preset)
+            if dtype is not None and dtype != meta["dtype"]:
+                raise CacheMismatchError(f"{self.root}: the cache stores {meta['dtype']}, not {dtype}; "
+                                         f"resume it without a dtype or use another --out")
+            if require_audio != meta["require_audio"]:
+                raise CacheMismatchError(f"{self.root}: a {_mode(meta['require_audio'])} cache cannot be resumed "
+                                         f"by a {_mode(require_audio)} extraction; use another --out")
             return
         self.root.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -96,19 +145,24 @@ class FeatureCache:
             "preset_fingerprint": preset.fingerprint(),
             "preset_config": preset.to_dict(),
             "toolkit_version": toolkit_version(),
-            "dtype": dtype,
+            "dtype": dtype or "float16",
+            "shapes": feature_shapes(preset),
+            "require_audio": bool(require_audio),
         }
         atomic_write_text(self.meta_path, json.dumps(meta, indent=2))
 
-    def check(self, preset) -> None:
-        meta = self.meta()
+    def check(self, preset) -> dict:
+        """The cache's metadata, after checking it was extracted with `preset` by this cache format."""
+        meta = self._meta_of_this_format()
         if meta["preset_fingerprint"] != preset.fingerprint():
             raise CacheMismatchError(
                 f"{self.root}: extracted with preset {meta['preset']!r} "
                 f"(fingerprint {meta['preset_fingerprint']}), not {preset.name!r} "
                 f"(fingerprint {preset.fingerprint()}); use another --out or the matching preset"
             )
+        return meta
 
+    # ------------------------------------------------------------------ shards
     def shard_paths(self) -> list[Path]:
         if not self.shard_dir.is_dir():
             return []
@@ -117,46 +171,103 @@ class FeatureCache:
     def completed_ids(self) -> set[str]:
         done: set[str] = set()
         for path in self.shard_paths():
-            done.update(datasets.load_from_disk(str(path))["id"])
+            done.update(_shard_ids(path))
         return done
 
     def write_shard(self, rows: list[dict], rank: int = 0) -> Path:
-        """Write `rows` as one new shard, atomically (temp folder + rename)."""
+        """Write `rows` as one new shard of process `rank`, atomically (temp folder + rename)."""
         if not rows:
             raise ValueError("write_shard needs at least one row")
         meta = self.meta()
         preset_columns = {"preset": meta["preset"], "preset_fingerprint": meta["preset_fingerprint"]}
         rows = [{**row, **preset_columns} for row in rows]
-        features = _features(rows[0], meta["dtype"])
+        for row in rows:
+            _check_shapes(row, meta["shapes"], self.root)
+        features = _features(meta["shapes"], meta["dtype"])
         columns = {name: [row[name] for row in rows] for name in features}
-        shard = datasets.Dataset.from_dict(columns, features=features)
-        self.shard_dir.mkdir(parents=True, exist_ok=True)
-        final = self.shard_dir / f"rank{rank:03d}-{uuid.uuid4().hex[:12]}"
-        with atomic_path(final) as tmp:
-            shard.save_to_disk(str(tmp))
+        with _quiet_datasets():
+            shard = datasets.Dataset.from_dict(columns, features=features)  # float32 arrays cast to dtype here
+            self.shard_dir.mkdir(parents=True, exist_ok=True)
+            final = self.shard_dir / f"rank{rank:03d}-{uuid.uuid4().hex[:12]}"
+            with atomic_path(final) as tmp:
+                shard.save_to_disk(str(tmp))
         return final
 
-    def record_failure(self, clip_id: str, path: str, reason: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "failures.jsonl", "a") as f:
-            f.write(json.dumps({"id": clip_id, "path": str(path), "reason": reason}) + "\n")
-
-    def failures(self) -> list[dict]:
-        path = self.root / "failures.jsonl"
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def load(self, preset=None) -> datasets.Dataset:
-        """All rows as one memory-mapped dataset; with `preset`, refuse a cache of another config."""
-        if preset is not None:
-            self.check(preset)
-        shards = [datasets.load_from_disk(str(p)) for p in self.shard_paths()]
-        if not shards:
-            raise FileNotFoundError(f"{self.root}: the cache holds no extracted clips yet")
-        return datasets.concatenate_datasets(shards)
-
     def clean_temporaries(self) -> None:
-        """Remove half-written shards left by a killed job."""
+        """Remove half-written shards left by a killed job (call before any process writes)."""
         for tmp in self.shard_dir.glob(".*.tmp") if self.shard_dir.is_dir() else []:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ failures
+    def record_failure(self, clip_id: str, path: str, reason: str, rank: int = 0) -> None:
+        """Append one line to this rank's failure log (one write of one line: a kill cannot split it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"id": clip_id, "path": str(path), "reason": reason}) + "\n"
+        with open(self.root / f"failures-rank{rank:03d}.jsonl", "a") as f:
+            f.write(line)
+
+    def failures(self) -> list[dict]:
+        """Clips that failed and are still not in the cache, latest reason per id, sorted by id."""
+        latest: dict[str, dict] = {}
+        for path in sorted(self.root.glob("failures-rank*.jsonl")):
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    latest[record["id"]] = record
+        done = self.completed_ids()
+        return [latest[i] for i in sorted(latest) if i not in done]
+
+    # ------------------------------------------------------------------ reading
+    def load(self, preset=None, require_audio: bool = False) -> datasets.Dataset:
+        """All rows of all ranks as one memory-mapped dataset, sorted by id.
+
+        With `preset`, refuse a cache of another config; with `require_audio` (training), refuse a
+        cache that has rows without the AudioMAE target.
+        """
+        if preset is not None:
+            self.check(preset)
+        else:
+            self._meta_of_this_format()
+        paths = self.shard_paths()
+        if not paths:
+            raise FileNotFoundError(f"{self.root}: the cache holds no extracted clips yet")
+        rows = datasets.concatenate_datasets([datasets.load_from_disk(str(p)) for p in paths])
+        ids = np.asarray(rows.data.column("id").to_pylist(), dtype=object)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        repeated = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
+        if len(repeated):
+            holders = [p.name for p in paths if repeated[0] in set(_shard_ids(p))]
+            raise ValueError(f"{self.root}: clip id {repeated[0]!r} is in more than one row (shards "
+                             f"{', '.join(holders)}); a cache holds one row per clip, delete one of them")
+        if require_audio and rows.data.column("audiomae").null_count:
+            raise CacheMismatchError(f"{self.root}: {rows.data.column('audiomae').null_count} clips have no "
+                                     f"AudioMAE target (an inference extraction); training needs a training cache")
+        if not np.array_equal(order, np.arange(len(order))):
+            rows = rows.select(order)
+        return rows
+
+    def _meta_of_this_format(self) -> dict:
+        meta = self.meta()
+        if meta.get("format") != CACHE_FORMAT:
+            raise CacheMismatchError(f"{self.root}: cache format {meta.get('format')}, this toolkit reads format "
+                                     f"{CACHE_FORMAT}; extract again into another --out")
+        return meta
+
+
+def _shard_ids(path: Path) -> list[str]:
+    return datasets.load_from_disk(str(path)).data.column("id").to_pylist()
+
+
+def _check_shapes(row: dict, shapes: dict, root: Path) -> None:
+    for name, shape in shapes.items():
+        value = row[name]
+        if value is None and name == "audiomae":
+            continue
+        if list(np.shape(value)) != shape:
+            raise ValueError(f"{root}: clip {row['id']!r} has {name} of shape {list(np.shape(value))}, "
+                             f"the cache stores {shape}")
+
+
+def _mode(require_audio: bool) -> str:
+    return "training (audio required)" if require_audio else "inference (audio optional)"

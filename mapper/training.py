@@ -107,7 +107,7 @@ class MapperDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         from extractors.presets import get_preset
 
-        rows = self.cache.load(get_preset(self.preset))
+        rows = self.cache.load(get_preset(self.preset), require_audio=True)  # training needs targets
         split_of_row = np.asarray(rows["split"])
         for split in SPLITS:
             self.splits[split] = FeatureArrays(rows, FEATURES, np.flatnonzero(split_of_row == split))

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from extractors.cache import CacheMismatchError, FeatureCache
+from extractors.cache import CacheMismatchError, FeatureCache, feature_shapes
 from extractors.clips import list_clips
 from extractors.presets import get_preset
 from recipes import extract_features
@@ -77,3 +77,50 @@ def test_extraction_of_a_missing_input_is_a_one_line_error(tmp_path, capsys):
     assert extract_features.main(["--videos", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope.csv" in err
+
+
+def _synthetic_row(clip_id: str, preset) -> dict:
+    shapes = {name: tuple(shape) for name, shape in feature_shapes(preset).items()}
+    rng = np.random.default_rng(abs(hash(clip_id)) % 2**32)
+    row = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    row["timechat_spans"] = np.asarray(preset.timechat.window_spans(preset.dims.num_frames), np.int32)
+    return {"id": clip_id, "label": "", "split": "train", "start": 0.0, "duration": 10.0, "num_valid_frames": 40, **row}
+
+
+def test_shards_of_all_ranks_merge_sorted_and_a_repeated_id_is_a_clear_error(tmp_path):
+    preset = get_preset("tiny")
+    cache = FeatureCache(tmp_path / "cache")
+    cache.initialise(preset)
+    cache.write_shard([_synthetic_row("b", preset), _synthetic_row("d", preset)], rank=1)
+    cache.write_shard([_synthetic_row("c", preset), _synthetic_row("a", preset)], rank=0)
+    assert list(cache.load(preset)["id"]) == ["a", "b", "c", "d"]
+    assert cache.completed_ids() == {"a", "b", "c", "d"}
+    second = cache.write_shard([_synthetic_row("c", preset)], rank=1)
+    with pytest.raises(ValueError, match=f"clip id 'c' is in more than one row .*{second.name}"):
+        cache.load(preset)
+
+
+def test_failures_are_per_rank_latest_reason_and_forget_clips_extracted_since(tmp_path):
+    preset = get_preset("tiny")
+    cache = FeatureCache(tmp_path / "cache")
+    cache.initialise(preset)
+    cache.record_failure("x", "v/x.mp4", "v/x.mp4: no such file", rank=0)
+    cache.record_failure("y", "v/y.mp4", "v/y.mp4: no video stream", rank=1)
+    cache.record_failure("x", "v/x.mp4", "v/x.mp4: truncated", rank=1)  # a later run, another rank
+    assert [(f["id"], f["reason"]) for f in cache.failures()] == [("x", "v/x.mp4: truncated"), ("y", "v/y.mp4: no video stream")]
+    cache.write_shard([_synthetic_row("y", preset)])  # the file was fixed and extracted
+    assert [f["id"] for f in cache.failures()] == ["x"]
+
+
+def test_a_cache_of_another_format_or_dtype_is_a_clear_error(tmp_path):
+    preset = get_preset("tiny")
+    cache = FeatureCache(tmp_path / "cache")
+    cache.initialise(preset, dtype="float32")
+    with pytest.raises(CacheMismatchError, match="stores float32, not float16"):
+        cache.initialise(preset, dtype="float16")
+    cache.initialise(preset)  # no dtype: resume with the cache's own
+    meta = json.loads(cache.meta_path.read_text())
+    assert meta["toolkit_version"] and meta["preset_config"] == json.loads(json.dumps(preset.to_dict()))
+    cache.meta_path.write_text(json.dumps({**meta, "format": 1}))
+    with pytest.raises(CacheMismatchError, match="cache format 1, this toolkit reads format"):
+        cache.load(preset)
