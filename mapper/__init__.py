@@ -3,9 +3,11 @@ and AudioLDM-2.
 
     import mapper
     result = mapper.generate("clip.mp4", "dog barking")   # uses the last trained mapper
-    result.audio, result.sample_rate                        # float32 mono, 16000
+    result.audio, result.sample_rate                        # float32 mono, 16000; any video length
+    mapper.generate("clip.mp4", "dog barking", preset="fast")            # DPM-Solver++, 25 steps
+    mapper.generate("clip.mp4", "rain", reference_audio="rain.wav")      # continue a reference sound
 
-    pipe = mapper.load_pipeline(mapper="runs/toy/mapper")  # or name one explicitly
+    pipe = mapper.load_pipeline(mapper="runs/toy/mapper")  # or name one explicitly (a diffusers pipeline)
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ _default_pipelines: dict = {}
 
 
 def load_pipeline(*args, **kwargs):
+    """`mapper.pipeline.load_pipeline`: mapper (or saved pipeline) folder, AudioLDM-2 ("tiny", a
+    local diffusers folder, or a hub id), extractor preset, device, dtype -> VideoToAudioPipeline."""
     from mapper.pipeline import load_pipeline as _load
 
     return _load(*args, **kwargs)
@@ -35,7 +39,9 @@ def load_pipeline(*args, **kwargs):
 
 def generate(video, label: str | None = None, **kwargs):
     """Generate a soundtrack for `video` with the last trained mapper (see `load_pipeline` to
-    choose one); keyword arguments go to the pipeline call (steps, guidance, seed, ...)."""
+    choose one); keyword arguments go to `VideoToAudioPipeline.__call__` (preset, scheduler,
+    num_inference_steps, guidance_scale, negative_mode, seed, mode, overlap_seconds,
+    reference_audio, ...)."""
     from mapper.registry import last_mapper
 
     key = str(last_mapper())

@@ -259,7 +259,28 @@ def build_tiny_audioldm2(gpt2_width: int = 32, t5_width: int = 32, seed: int = 0
             scheduler=audioldm2_scheduler(),
             vocoder=_tiny_vocoder(),
         )
-    return _frozen(pipe)
+    pipe = _frozen(pipe)
+    _scale_by_std(pipe)
+    return pipe
+
+
+@torch.no_grad()
+def _scale_by_std(pipe: AudioLDM2Pipeline) -> None:
+    """Set the VAE's scaling factor so encoded audio has unit-variance latents.
+
+    AudioLDM-2 does the same on its first training batch (``scale_by_std``): the UNet's prior
+    is a unit Gaussian, so latents it generates and latents encoded from audio (a reference
+    sound) then live on one scale. A random VAE has no data: 4 s of fixed white noise stands in.
+    """
+    from mapper.reference_audio import encode_reference  # reference_audio does not import this module
+
+    hop = int(np.prod(pipe.vocoder.config.upsample_rates))
+    frame_samples = pipe.vae_scale_factor * hop
+    frames = 4 * pipe.vocoder.config.sampling_rate // frame_samples
+    noise = np.random.default_rng(0).standard_normal(frames * frame_samples).astype(np.float32)
+    latent = encode_reference(pipe.vae, pipe.vocoder.config, noise, frames, frame_samples)
+    unscaled_std = latent.std().item() / pipe.vae.config.scaling_factor
+    pipe.vae.register_to_config(scaling_factor=1.0 / unscaled_std)
 
 
 def _frozen(pipe: AudioLDM2Pipeline) -> AudioLDM2Pipeline:
@@ -307,7 +328,7 @@ def load_audioldm2(
     pipeline's own prompt path (see the module docstring); :func:`render` never does.
     """
     if name_or_path == "tiny":
-        return build_tiny_audioldm2().to(device=device, dtype=dtype)
+        return _placed(build_tiny_audioldm2(), device, dtype)
     path = os.path.expanduser(name_or_path)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "model_index.json")):
@@ -320,7 +341,16 @@ def load_audioldm2(
         )
     else:
         pipe = _from_hub(name_or_path, dtype)
-    return _frozen(pipe).to(device=device, dtype=dtype)  # dtype again: older diffusers ignore the kwarg
+    return _placed(_frozen(pipe), device, dtype)  # dtype again: older diffusers ignore the kwarg
+
+
+def _placed(pipe: AudioLDM2Pipeline, device, dtype: torch.dtype) -> AudioLDM2Pipeline:
+    """Move to ``device``; cast only modules not already in ``dtype`` (diffusers warns on every cast)."""
+    pipe.to(device)
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module) and any(p.dtype != dtype for p in component.parameters()):
+            component.to(dtype=dtype)
+    return pipe
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m recipes.generate", description=__doc__.split("\n")[2])
     parser.add_argument("input", help="video file, folder of videos, or VGGSound-style CSV")
     parser.add_argument("--out", required=True, help="output folder, or a .wav path for a single video")
-    parser.add_argument("--label", default=None, help='sound label (Flan-T5 prompt) for every video, e.g. "dog barking"')
+    parser.add_argument("--label", default=None, help='sound label (Flan-T5 prompt) for all videos: "dog barking"')
     parser.add_argument("--video-dir", default=None, help="where a CSV's videos are (default: videos/ beside it)")
     parser.add_argument("--mp4", action="store_true", help="also write the video with the generated audio muxed in")
     parser.add_argument("--mapper", default=None, help="saved mapper or pipeline folder (default: last trained)")
@@ -80,10 +80,11 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
         wavs = [out]
     else:
         wavs = [out / f"{name}.wav" for name, *_ in items]
-    return [
-        Job(path, args.label if args.label is not None else label, start, wav, wav.with_suffix(".mp4") if args.mp4 else None)
-        for (_, path, start, label), wav in zip(items, wavs)
-    ]
+    jobs = []
+    for (_, path, start, label), wav in zip(items, wavs):
+        label = args.label if args.label is not None else label
+        jobs.append(Job(path, label, start, wav, wav.with_suffix(".mp4") if args.mp4 else None))
+    return jobs
 
 
 class WavSink:
@@ -98,7 +99,9 @@ class WavSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.samples = path, 0
         self._tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.wav")
-        self._file = sf.SoundFile(str(self._tmp), "w", samplerate=sample_rate, channels=1, subtype="PCM_16", format="WAV")
+        self._file = sf.SoundFile(
+            str(self._tmp), "w", samplerate=sample_rate, channels=1, subtype="PCM_16", format="WAV"
+        )
 
     def write(self, samples) -> None:
         import numpy as np
@@ -144,11 +147,11 @@ def main(argv=None) -> int:
             return 1
     try:
         pipeline = load_pipeline(mapper=args.mapper, audioldm2=args.audioldm2, extractors=args.extractors,
-                                 device=args.device, dtype=args.dtype)  # fmt: skip
+                                 device=args.device, dtype=args.dtype, progress=not args.no_progress)  # fmt: skip
     except (FileNotFoundError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    pipeline.set_progress_bar_config(disable=args.no_progress, leave=False)
+    pipeline.set_progress_bar_config(disable=args.no_progress, leave=False)  # step bars vanish when done
     requests = [GenerationRequest(j.video, j.label, j.start, args.duration, args.reference_audio) for j in jobs]
     sinks: dict[int, WavSink] = {}
     failed: list[str] = []
