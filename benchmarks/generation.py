@@ -1,6 +1,6 @@
 """Generation speed: where the time of a clip goes, the two presets, long videos, the mapper's decode.
 
-    python -m benchmarks.generation                       # CPU (about an hour on 2 cores: 125 full-size UNet steps)
+    python -m benchmarks.generation                       # CPU (about 8 min on 2 quiet cores: 125 full-size UNet steps)
     python -m benchmarks.generation --paper-steps 10      # quicker: the paper preset's DDIM cut to 10 steps
     python -m benchmarks.generation --device cuda         # GPU, fp16: seconds per 10 s clip for both presets
 
@@ -25,6 +25,8 @@ Prints, from one run:
    and 300 s (goal: constant within +-10 %), and peak RSS (goal: <= +20 % from 10 s to 300 s).
    Per window the cost is constant; a long video needs windows / (window - overlap) more UNet work
    per second than a single 10 s window, which is printed as the expected ratio.
+   Then the seam score (:mod:`mapper.seams`) of both join modes, inpaint and crossfade, on one
+   long toy video with the same seed.
 3. The paper-size mapper (random init): its cached autoregressive decode of the 8 tokens against one
    forward pass over the 40-token prefix (goal <= 1.3 x), batch 1.
 """
@@ -356,6 +358,24 @@ def bench_longform(args, workdir: Path) -> None:
           f"{'ok' if growth <= MEMORY_GOAL else 'MISSED'})")  # fmt: skip
 
 
+def bench_seams(args, workdir: Path) -> None:
+    """Seam scores of both join modes on one long toy video (tiny preset, same seed)."""
+    from mapper.config import MapperConfig
+    from mapper.loading import build_mapper
+    from mapper.pipeline import load_pipeline
+    from mapper.schedulers import sampling_config
+    from mapper.seams import seam_score
+
+    print(f"\n== 2b. seams, tiny preset, {args.seam_seconds} s toy video, fast preset at {args.longform_steps} steps ==")
+    build_mapper(MapperConfig.from_preset("tiny", n_layer=2, n_head=2)).save_pretrained(workdir / "seam_mapper")
+    pipe = load_pipeline(mapper=workdir / "seam_mapper")
+    video = write_video(workdir / "seams.mp4", args.seam_seconds)
+    sampling = sampling_config("fast", num_inference_steps=args.longform_steps)
+    for mode in ("inpaint", "crossfade"):
+        result = pipe(video, "dog barking", preset=sampling, mode=mode)
+        print(f"{mode:9s}: {seam_score(result.audio, result.joins)}  (1.0 = joins sound like any stretch inside a window)")
+
+
 # ----------------------------------------------------------------------------------------------
 # 3: the mapper's cached decode
 
@@ -405,8 +425,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fast-steps", type=int, default=25)
     parser.add_argument("--longform-steps", type=int, default=10)
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 60, 300], help="long-form video lengths (s)")
-    parser.add_argument("--sections", nargs="+", default=["decoder", "longform", "mapper"],
-                        choices=("decoder", "longform", "mapper"))  # fmt: skip
+    parser.add_argument("--seam-seconds", type=int, default=60, help="toy video length for the seam scores")
+    parser.add_argument("--sections", nargs="+", default=["decoder", "longform", "seams", "mapper"],
+                        choices=("decoder", "longform", "seams", "mapper"))  # fmt: skip
     parser.add_argument("--longform-child", nargs=3, metavar=("VIDEO", "STEPS", "OUT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -430,6 +451,8 @@ def main(argv=None) -> int:
             bench_decoder(args, device, dtype, Path(tmp))
         if "longform" in args.sections:
             bench_longform(args, Path(tmp))
+        if "seams" in args.sections:
+            bench_seams(args, Path(tmp))
         if "mapper" in args.sections:
             bench_mapper(device)
     return 0

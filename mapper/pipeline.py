@@ -189,12 +189,14 @@ class VideoToAudioPipeline(DiffusionPipeline):
 
     @property
     def frame_multiple(self) -> int:
-        """The UNet halves the latent this many times minus one: lengths in multiples avoid resizes."""
+        """Latent lengths in multiples of this need no resize in the UNet (it halves time once per
+        level after the first): 8 for AudioLDM-2, 2 for the tiny test UNet."""
         return 2 ** (len(self.unet.config.block_out_channels) - 1)
 
     @property
     def window_frames(self) -> int:
-        """Latent frames of one clip window (10 s -> 250, rounded up to the UNet's multiple)."""
+        """Latent frames of one clip window: 10 s -> 250, rounded up to the UNet's multiple
+        (AudioLDM-2: 256 = 10.24 s, its native length)."""
         return round_up(math.ceil(self.clip.seconds * self.sample_rate / self.frame_samples), self.frame_multiple)
 
     def seconds_to_frames(self, seconds: float) -> int:
