@@ -29,3 +29,34 @@ def toy_cache(toy_world, tmp_path_factory):
     path = tmp_path_factory.mktemp("toy_cache") / "cache"
     extract_to_cache(list_clips(toy_world[1]), FeatureCache(path), FrozenExtractors.from_preset("tiny"), progress=False)
     return path
+
+
+BAD_CLIPS = ("not_a_video", "truncated", "missing_file")
+
+
+@pytest.fixture(scope="session")
+def world_with_bad_files(toy_world):
+    """Factory: `make(folder, num_good, insert_at=None)` copies the toy world with its first
+    `num_good` CSV rows plus three bad entries (`make.bad_clips`: a text file named .mp4, a
+    truncated mp4, a file that does not exist) at `insert_at` (default: the end); returns the CSV."""
+
+    def make(folder, num_good: int, insert_at: int | None = None):
+        return _copy_world_with_bad_files(toy_world, folder, num_good, insert_at)
+
+    make.bad_clips = BAD_CLIPS
+    return make
+
+
+def _copy_world_with_bad_files(toy_world, folder, num_good: int, insert_at: int | None):
+    import shutil
+
+    root, metadata = toy_world
+    shutil.copytree(root / "videos", folder / "videos")
+    (folder / "videos" / "not_a_video.mp4").write_text("this is not a video\n")
+    good = (folder / "videos" / "toy_00001.mp4").read_bytes()
+    (folder / "videos" / "truncated.mp4").write_bytes(good[: len(good) // 3])
+    rows = metadata.read_text().splitlines()[:num_good]
+    at = len(rows) if insert_at is None else insert_at
+    rows[at:at] = [f"{name},0,drum hitting,train" for name in BAD_CLIPS]
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return folder / "metadata.csv"

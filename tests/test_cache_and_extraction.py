@@ -1,6 +1,5 @@
 """Feature extraction into the datasets cache: rows, shapes, dtype, resume, bad files."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -12,18 +11,9 @@ from recipes import extract_features
 
 
 @pytest.fixture(scope="module")
-def videos_with_bad_files(toy_world, tmp_path_factory):
-    """A copy of the toy world's CSV and videos plus a text file and a truncated mp4 in the list."""
-    root, metadata = toy_world
-    folder = tmp_path_factory.mktemp("with_bad")
-    shutil.copytree(root / "videos", folder / "videos")
-    (folder / "videos" / "not_a_video.mp4").write_text("this is not a video\n")
-    good = (folder / "videos" / "toy_00000.mp4").read_bytes()
-    (folder / "videos" / "truncated.mp4").write_bytes(good[: len(good) // 3])
-    rows = metadata.read_text().splitlines()[:6]
-    rows += ["not_a_video,0,lamp beeping,train", "truncated,0,drum hitting,train", "missing_file,0,bell ringing,test"]
-    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
-    return folder
+def videos_with_bad_files(world_with_bad_files, tmp_path_factory):
+    """Six toy clips plus a text file, a truncated mp4 and a missing file in the CSV."""
+    return world_with_bad_files(tmp_path_factory.mktemp("with_bad"), num_good=6).parent
 
 
 def test_extraction_skips_and_reports_bad_files_then_resumes(videos_with_bad_files, tmp_path, capsys):

@@ -7,7 +7,6 @@ end. A half-written shard left by a kill is simulated too: the rerun must clean 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,18 +23,10 @@ BAD = ("not_a_video", "truncated", "missing_file")
 
 
 @pytest.fixture(scope="module")
-def world_with_bad_files(toy_world, tmp_path_factory):
-    """10 toy clips plus a text file, a truncated mp4 and a missing file in the CSV."""
-    root, metadata = toy_world
-    folder = tmp_path_factory.mktemp("kill_world")
-    shutil.copytree(root / "videos", folder / "videos")
-    (folder / "videos" / "not_a_video.mp4").write_text("this is not a video\n")
-    good = (folder / "videos" / "toy_00001.mp4").read_bytes()
-    (folder / "videos" / "truncated.mp4").write_bytes(good[: len(good) // 3])
-    rows = metadata.read_text().splitlines()[:10]
-    rows[3:3] = [f"{name},0,drum hitting,train" for name in BAD]  # bad files early: the first run meets them
-    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
-    return folder / "metadata.csv"
+def kill_world(world_with_bad_files, tmp_path_factory):
+    """10 toy clips with the three bad entries early, so the first (killed) run meets them."""
+    assert world_with_bad_files.bad_clips == BAD
+    return world_with_bad_files(tmp_path_factory.mktemp("kill_world"), num_good=10, insert_at=3)
 
 
 def _finished_shards(cache_dir) -> list:
@@ -43,9 +34,9 @@ def _finished_shards(cache_dir) -> list:
     return [p for p in shards.iterdir() if not p.name.startswith(".")] if shards.is_dir() else []
 
 
-def test_rerun_after_kill_9_has_exactly_one_row_per_good_clip(world_with_bad_files, tmp_path, capsys):
+def test_rerun_after_kill_9_has_exactly_one_row_per_good_clip(kill_world, tmp_path, capsys):
     cache_dir = tmp_path / "cache"
-    argv = ["--videos", str(world_with_bad_files), "--out", str(cache_dir), "--preset", "tiny",
+    argv = ["--videos", str(kill_world), "--out", str(cache_dir), "--preset", "tiny",
             "--shard-size", "1", "--batch-size", "1", "--num-workers", "1", "--no-progress"]
     job = subprocess.Popen([sys.executable, "-m", "recipes.extract_features", *argv],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -62,7 +53,7 @@ def test_rerun_after_kill_9_has_exactly_one_row_per_good_clip(world_with_bad_fil
         job.stderr.close()
     assert job.returncode == -signal.SIGKILL
 
-    good_ids = sorted(item.id for item in list_clips(world_with_bad_files) if item.id not in BAD)
+    good_ids = sorted(item.id for item in list_clips(kill_world) if item.id not in BAD)
     cache = FeatureCache(cache_dir)
     done_before = cache.completed_ids()
     assert 0 < len(done_before) < len(good_ids)  # killed mid-way
