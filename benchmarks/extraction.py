@@ -53,7 +53,7 @@ import torch
 
 from extractors.cache import FeatureCache
 from extractors.clip import ClipConfig
-from extractors.clips import ClipItem
+from extractors.manifest import ClipItem
 from extractors.extraction import decoded_batches, encode_clips, extract_to_cache, shared_frame_size, square_frames
 from extractors.video import read_clip
 

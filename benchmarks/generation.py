@@ -25,7 +25,7 @@ Prints, from one run:
    and 300 s (goal: constant within +-10 %), and peak RSS (goal: <= +20 % from 10 s to 300 s).
    Per window the cost is constant; a long video needs windows / (window - overlap) more UNet work
    per second than a single 10 s window, which is printed as the expected ratio.
-   Then the seam score (:mod:`mapper.seams`) of both join modes, inpaint and crossfade, on one
+   Then the seam score (:mod:`mapper.generation.seams`) of both join modes, inpaint and crossfade, on one
    long toy video with the same seed.
 3. The paper-size mapper (random init): its cached autoregressive decode of the 8 tokens against one
    forward pass over the 40-token prefix (goal <= 1.3 x), batch 1.
@@ -154,7 +154,7 @@ def full_size_audioldm2():
     from diffusers import AudioLDM2UNet2DConditionModel, AutoencoderKL
     from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
 
-    from mapper.audioldm2 import build_tiny_audioldm2
+    from mapper.decoders.audioldm2 import build_tiny_audioldm2
 
     pipe = build_tiny_audioldm2(gpt2_width=768, t5_width=1024)  # 2-layer text encoders at the real widths
     torch.manual_seed(0)
@@ -198,9 +198,9 @@ def full_size_audioldm2():
 
 def full_size_pipeline(device: torch.device, dtype: torch.dtype):
     from mapper.config import MapperConfig
-    from mapper.extractors_component import VisualExtractors
+    from mapper.generation.extractors_component import VisualExtractors
     from mapper.loading import build_mapper
-    from mapper.pipeline import VideoToAudioPipeline
+    from mapper.generation import VideoToAudioPipeline
 
     config = MapperConfig.from_preset("tiny", n_layer=12, n_head=12, dropout=0.0)
     config.audio_token_dim = 768  # the paper's GPT-2 width, on the tiny extractors' features
@@ -216,7 +216,7 @@ def full_size_pipeline(device: torch.device, dtype: torch.dtype):
 
 
 def bench_decoder(args, device: torch.device, dtype: torch.dtype, workdir: Path) -> None:
-    from mapper.schedulers import sampling_config
+    from mapper.generation.sampling import sampling_config
 
     print("\n== 1. full-size AudioLDM-2 decoder (random weights), one 10 s clip ==")
     start = time.perf_counter()
@@ -226,7 +226,7 @@ def bench_decoder(args, device: torch.device, dtype: torch.dtype, workdir: Path)
     frames = pipe.window_frames
     latent = torch.randn(2, 8, frames, 16, device=device, dtype=dtype)
     tokens = torch.randn(2, 8, 768, device=device, dtype=dtype)
-    from mapper.audioldm2 import encode_labels
+    from mapper.decoders.audioldm2 import encode_labels
 
     t5, mask = encode_labels(pipe, ["dog barking", "low quality, average quality"])
     t = torch.tensor(500, device=device)
@@ -293,9 +293,9 @@ def longform_child(video: str, steps: int, out: str) -> None:
 
     from mapper.config import MapperConfig
     from mapper.loading import build_mapper
-    from mapper.long_form import LongFormConfig
-    from mapper.pipeline import AudioChunk, ClipDone, GenerationRequest, load_pipeline
-    from mapper.schedulers import sampling_config
+    from mapper.generation.long_form import LongFormConfig
+    from mapper.generation import AudioChunk, ClipDone, GenerationRequest, load_pipeline
+    from mapper.generation.sampling import sampling_config
 
     mapper_dir = Path(out).with_suffix(".mapper")
     build_mapper(MapperConfig.from_preset("tiny", n_layer=2, n_head=2)).save_pretrained(mapper_dir)
@@ -321,7 +321,7 @@ def longform_child(video: str, steps: int, out: str) -> None:
 
 
 def bench_longform(args, workdir: Path) -> None:
-    from mapper.long_form import LongFormConfig
+    from mapper.generation.long_form import LongFormConfig
 
     print(f"\n== 2. long videos, tiny preset, fast preset at {args.longform_steps} steps, streamed to a wav ==")
     overlap = LongFormConfig().overlap_seconds
@@ -362,9 +362,9 @@ def bench_seams(args, workdir: Path) -> None:
     """Seam scores of both join modes on one long toy video (tiny preset, same seed)."""
     from mapper.config import MapperConfig
     from mapper.loading import build_mapper
-    from mapper.pipeline import load_pipeline
-    from mapper.schedulers import sampling_config
-    from mapper.seams import seam_score
+    from mapper.generation.loading import load_pipeline
+    from mapper.generation.sampling import sampling_config
+    from mapper.generation.seams import seam_score
 
     print(f"\n== 2b. seams, tiny preset, {args.seam_seconds} s toy video, fast preset at {args.longform_steps} steps ==")
     build_mapper(MapperConfig.from_preset("tiny", n_layer=2, n_head=2)).save_pretrained(workdir / "seam_mapper")
@@ -442,9 +442,9 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no GPU is visible", file=sys.stderr)
         return 1
-    from mapper.pipeline import _dtype
+    from mapper.generation.loading import parse_dtype
 
-    dtype = _dtype(args.dtype or ("fp16" if device.type == "cuda" else "fp32"))
+    dtype = parse_dtype(args.dtype or ("fp16" if device.type == "cuda" else "fp32"))
     print(machine_line(device))
     with tempfile.TemporaryDirectory() as tmp:
         if "decoder" in args.sections:

@@ -38,8 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from extractors.cache import FeatureCache
-from extractors.cavp import resize_frames
-from extractors.clips import ClipItem
+from extractors.frames import resize_frames
+from extractors.manifest import ClipItem
 from extractors.video import DecodedClip, VideoReadError, read_clip
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Kaldi-compatible log-mel filterbank in pure torch: the AudioMAE front end.
+"""Kaldi-compatible log-mel filterbank in pure torch (AudioMAE's front end uses it).
 
 AudioLDM-2 feeds AudioMAE with ``torchaudio.compliance.kaldi.fbank(wave, htk_compat=True,
 sample_frequency=16000, use_energy=False, window_type="hanning", num_mel_bins=128, dither=0.0,
@@ -21,13 +21,9 @@ spectra written by Kaldi itself.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:  # imported for type hints only, to keep this module dependency-free
-    from .audiomae import AudioMAEConfig
 
 # Kaldi floors every mel energy at std::numeric_limits<float>::epsilon() before the log, so
 # digital silence maps to log(eps) = -15.942385 rather than -inf.
@@ -153,42 +149,3 @@ def kaldi_fbank(
     mel_energies = power @ banks.T  # (B, T, M)
     out = mel_energies.clamp_min(LOG_FLOOR_EPS).log()
     return out.squeeze(0) if squeeze else out
-
-
-def waveform_to_audiomae_input(wave_16k: torch.Tensor, cfg: "AudioMAEConfig") -> torch.Tensor:
-    """AudioLDM-2's AudioMAE input: (B, N) or (N,) 16 kHz waveform -> (B, target_frames, mel) or (F, M).
-
-    Steps, per clip, as AudioLDM-2's data loader and ``extract_kaldi_fbank_feature`` do them:
-
-    1. if ``cfg.pad_waveform``: crop to at most ``cfg.segment_samples`` (10.24 s; ``random_segment_wav``,
-       here from the start);
-    2. ``normalize_wav``: subtract the mean, scale the peak to ``cfg.peak_normalize`` (0.5; skipped if
-       None), then, if ``cfg.pad_waveform``, ``pad_wav``: zero-pad at the end to ``cfg.segment_samples``;
-    3. subtract the mean again, Kaldi fbank (``kaldi_fbank``);
-    4. zero-pad or crop the frame axis to ``cfg.target_frames`` -- zeros are added *after* the log
-       (a 10.24 s waveform gives 1022 frames + 2 such rows; without step 2, 10 s give 998 + 26);
-    5. ``(fbank - mean) / (2 * std)`` with AudioMAE's AudioSet statistics.
-    """
-    squeeze = wave_16k.dim() == 1
-    wave = wave_16k.unsqueeze(0) if squeeze else wave_16k
-    wave = wave.float()
-    if cfg.pad_waveform:
-        wave = wave[:, : cfg.segment_samples]
-    wave = wave - wave.mean(dim=-1, keepdim=True)
-    if cfg.peak_normalize is not None:  # AudioLDM normalize_wav: x / (max|x| + 1e-8) * 0.5
-        wave = wave / (wave.abs().amax(dim=-1, keepdim=True) + 1e-8) * cfg.peak_normalize
-    if cfg.pad_waveform:
-        wave = F.pad(wave, (0, cfg.segment_samples - wave.shape[-1]))
-        wave = wave - wave.mean(dim=-1, keepdim=True)  # extract_kaldi_fbank_feature's own mean removal
-    fbank = kaldi_fbank(
-        wave,
-        sample_rate=cfg.sample_rate,
-        num_mel_bins=cfg.num_mel_bins,
-        frame_length_ms=cfg.frame_length_ms,
-        frame_shift_ms=cfg.frame_shift_ms,
-        window_type="hanning",
-    )  # (B, F, M)
-    missing = cfg.target_frames - fbank.shape[1]
-    fbank = F.pad(fbank, (0, 0, 0, missing)) if missing > 0 else fbank[:, : cfg.target_frames]
-    fbank = (fbank - cfg.fbank_mean) / (cfg.fbank_std * 2)
-    return fbank.squeeze(0) if squeeze else fbank

@@ -16,11 +16,11 @@ import os
 import torch
 import torch.nn as nn
 
-from .audiomae import AudioMAEEncoder, convert_audiomae_checkpoint
-from .cavp import CAVP_CHECKPOINT, CAVPEncoder, read_cavp_checkpoint
-from .fbank import waveform_to_audiomae_input
-from .presets import ExtractorPreset, FeatureDims, get_preset
-from .timechat import BUILTIN_TOKENIZER, TimeChatVisual, build_tokenizer, load_timechat_weights
+from extractors.audiomae import AudioMAEEncoder, convert_audiomae_checkpoint
+from extractors.cavp import CAVP_CHECKPOINT, CAVPEncoder, read_cavp_checkpoint
+from extractors.audiomae import waveform_to_audiomae_input
+from extractors.presets import ExtractorPreset, FeatureDims, get_preset
+from extractors.timechat import BUILTIN_TOKENIZER, TimeChatVisual, build_tokenizer, load_timechat_weights
 
 # Accepted AudioMAE weight files in weights_dir, first found wins. Either holds the AS-2M pre-trained
 # AudioMAE encoder that AudioLDM-2 uses: the MAE ``pretrained.pth`` (facebookresearch/AudioMAE), its

@@ -16,10 +16,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 
-from .audiomae import AudioMAEConfig
-from .cavp import CAVPConfig
-from .clip import ClipConfig
-from .timechat import BUILTIN_TOKENIZER, TimeChatConfig
+from extractors.audiomae import AudioMAEConfig
+from extractors.cavp import CAVPConfig
+from extractors.clip import ClipConfig
+from extractors.timechat import BUILTIN_TOKENIZER, TimeChatConfig
 
 # Bump when a code change alters the features of an unchanged preset, so old caches are refused.
 # 2: AudioMAE's random pos_embed on AudioMAE's own (swapped) grid; frames resized on uint8 like

@@ -60,7 +60,7 @@ from timm.models.eva import Eva
 from transformers import (Blip2QFormerConfig, Blip2QFormerModel, BertTokenizerFast, InstructBlipQFormerConfig,
                           InstructBlipQFormerModel)
 
-from .cavp import resize_frames
+from extractors.frames import resize_frames
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -18,31 +18,44 @@ from mapper.model import MapperModel
 
 __all__ = [
     "DiffusionMapperModel",
+    "GeneratedAudio",
     "MapperConfig",
     "MapperModel",
+    "VideoToAudioPipeline",
     "build_mapper",
     "generate",
     "load_mapper",
     "load_pipeline",
 ]
 
+# Generation's types come from mapper.generation, imported on first use: `import mapper` for
+# training does not load the pipeline.
+_GENERATION_EXPORTS = ("GeneratedAudio", "VideoToAudioPipeline")
 _default_pipelines: dict = {}
 
 
+def __getattr__(name: str):
+    if name in _GENERATION_EXPORTS:
+        import mapper.generation
+
+        return getattr(mapper.generation, name)
+    raise AttributeError(f"module 'mapper' has no attribute {name!r}")
+
+
 def load_pipeline(*args, **kwargs):
-    """`mapper.pipeline.load_pipeline`: mapper (or saved pipeline) folder, AudioLDM-2 ("tiny", a
+    """`mapper.generation.load_pipeline`: mapper (or saved pipeline) folder, AudioLDM-2 ("tiny", a
     local diffusers folder, or a hub id), extractor preset, device, dtype -> VideoToAudioPipeline."""
-    from mapper.pipeline import load_pipeline as _load
+    from mapper.generation.loading import load_pipeline as _load
 
     return _load(*args, **kwargs)
 
 
 def generate(video, label: str | None = None, **kwargs):
-    """Generate a soundtrack for `video` with the last trained mapper (see `load_pipeline` to
-    choose one); keyword arguments go to `VideoToAudioPipeline.__call__` (preset, scheduler,
-    num_inference_steps, guidance_scale, negative_mode, seed, mode, overlap_seconds,
+    """Generate a soundtrack (`GeneratedAudio`) for `video` with the last trained mapper (see
+    `load_pipeline` to choose one); keyword arguments go to `VideoToAudioPipeline.__call__` (preset,
+    scheduler, num_inference_steps, guidance_scale, negative_mode, seed, mode, overlap_seconds,
     reference_audio, ...)."""
-    from mapper.registry import last_mapper
+    from mapper.last_mapper import last_mapper
 
     key = str(last_mapper())
     if key not in _default_pipelines:

@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from extractors.cache import FeatureCache
-    from extractors.clips import list_clips
+    from extractors.manifest import list_clips
     from extractors.presets import get_preset
 
     multi_process = args.devices * args.num_nodes > 1

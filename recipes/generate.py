@@ -16,10 +16,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from extractors.clips import VIDEO_SUFFIXES, list_clips
+from extractors.manifest import VIDEO_SUFFIXES, list_clips
 from extractors.video import MediaReadError, probe_duration
-from mapper.long_form import JOIN_MODES
-from mapper.schedulers import NEGATIVE_MODES, SAMPLING_PRESETS
+from mapper.generation.long_form import JOIN_MODES
+from mapper.generation.sampling import NEGATIVE_MODES, SAMPLING_PRESETS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -119,10 +119,10 @@ class WavSink:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mapper.long_form import LongFormConfig
-    from mapper.mux import mux_audio
-    from mapper.pipeline import AudioChunk, ClipDone, GenerationRequest, load_pipeline
-    from mapper.schedulers import sampling_config
+    from mapper.generation.long_form import LongFormConfig
+    from mapper.generation.mux import mux_audio
+    from mapper.generation import AudioChunk, ClipDone, GenerationRequest, load_pipeline
+    from mapper.generation.sampling import sampling_config
 
     try:
         jobs = plan_jobs(args)

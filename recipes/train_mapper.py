@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from mapper.evaluation import evaluate_mapper, format_report
-from mapper.registry import remember_last_mapper
+from mapper.training.metrics import evaluate_mapper, format_report
+from mapper.last_mapper import remember_last_mapper
 from mapper.training import MapperDataModule, MapperModule
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -82,15 +82,15 @@ def _held_out_toy_clip(data: MapperDataModule) -> tuple[str, str] | None:
     """(video, label) of the first test-split clip of the toy world, if training used one."""
     if data.toy_world is None:
         return None
-    from extractors.clips import list_clips
+    from extractors.manifest import list_clips
 
     test = [item for item in list_clips(data.toy_world.root) if item.split == "test"]
     return (str(test[0].path), test[0].label) if test else None
 
 
 def _render_sample(mapper_dir: Path, video: str, label: str | None, steps: int) -> None:
-    from mapper.audio_io import write_wav
-    from mapper.pipeline import load_pipeline
+    from mapper.generation.wav import write_wav
+    from mapper.generation.loading import load_pipeline
 
     pipeline = load_pipeline(mapper=mapper_dir)
     result = pipeline(video, label=label, num_inference_steps=steps)

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def toy_world(tmp_path_factory):
     """A small toy-foley world shared by the tests: (root folder, metadata.csv path)."""
-    from recipes.make_toy_data import make_toy_world
+    from mapper.training.toy_world import make_toy_world
 
     root = tmp_path_factory.mktemp("toy_world")
     return root, make_toy_world(root, num_clips=16, seed=0)
@@ -22,7 +22,7 @@ def toy_world(tmp_path_factory):
 def toy_cache(toy_world, tmp_path_factory):
     """The toy world's features extracted with the tiny preset: path of the cache folder."""
     from extractors.cache import FeatureCache
-    from extractors.clips import list_clips
+    from extractors.manifest import list_clips
     from extractors.extraction import extract_to_cache
     from extractors.frozen import FrozenExtractors
 

@@ -14,17 +14,17 @@ import torch  # noqa: E402
 from diffusers import AudioLDM2Pipeline  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from mapper.audioldm2 import (  # noqa: E402
+from mapper.decoders.audioldm2 import (  # noqa: E402
     AUDIOMAE_TOKENS,
-    _clap_text_embeds,
     build_tiny_audioldm2,
     encode_labels,
     generate_hidden_states,
     load_audioldm2,
-    negative_generated_embeds,
+    negative_tokens,
     render,
     text_generated_embeds,
 )
+from mapper.decoders.audioldm2.conditions import _clap_text_embeds  # noqa: E402
 
 WIDTH = 32  # tiny GPT-2 stream width (build_tiny_audioldm2's default)
 SR = 16000
@@ -193,12 +193,12 @@ def test_batch_padding_is_invisible(pipe):
 
 
 def test_negative_modes(pipe):
-    zeros = negative_generated_embeds(pipe, mode="zeros")
+    zeros = negative_tokens(pipe, mode="zeros")
     assert zeros.shape == (AUDIOMAE_TOKENS, WIDTH) and not zeros.any()
-    learned = negative_generated_embeds(pipe, "low quality, average quality", num_tokens=4)
+    learned = negative_tokens(pipe, "low quality, average quality", num_tokens=4)
     assert learned.shape == (4, WIDTH) and learned.abs().sum() > 0
     with pytest.raises(ValueError, match="negative mode"):
-        negative_generated_embeds(pipe, mode="random")
+        negative_tokens(pipe, mode="random")
     assert not np.array_equal(quick_render(pipe, tokens(0), ["dog barking"]), quick_render(pipe, tokens(0), ["dog barking"], negative_mode="zeros"))
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from extractors.cache import CacheMismatchError, FeatureCache, feature_shapes
-from extractors.clips import list_clips
+from extractors.manifest import list_clips
 from extractors.presets import get_preset
 from recipes import extract_features
 

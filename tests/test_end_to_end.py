@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 import mapper
-from extractors.clips import list_clips
+from extractors.manifest import list_clips
 from recipes import generate, train_mapper
 
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from extractors.cache import FeatureCache
-from extractors.clips import list_clips
+from extractors.manifest import list_clips
 from extractors.presets import get_preset
 from recipes import extract_features
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from extractors.cache import CacheMismatchError, FeatureCache
-from extractors.clips import list_clips
+from extractors.manifest import list_clips
 from extractors.extraction import extract_to_cache, shared_frame_size
 from extractors.frozen import FrozenExtractors
 from extractors.presets import get_preset

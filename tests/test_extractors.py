@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from extractors.audiomae import (AudioMAEConfig, AudioMAEEncoder, convert_audiomae_checkpoint, pool_tokens,
                                  sincos_pos_embed_2d)
 from extractors.cavp import CAVPConfig, CAVPEncoder, convert_cavp_checkpoint, load_cavp
-from extractors.fbank import LOG_FLOOR_EPS, kaldi_fbank, mel_scale, num_frames, waveform_to_audiomae_input
+from extractors.audiomae import waveform_to_audiomae_input
+from extractors.fbank import LOG_FLOOR_EPS, kaldi_fbank, mel_scale, num_frames
 from extractors.frozen import FrozenExtractors
 from extractors.presets import PRESETS, ExtractorPreset, feature_dims, get_preset, register_preset
 from extractors.timechat import (TIMECHAT_FILES, TimeChatConfig, TimeChatVisual, build_tokenizer,

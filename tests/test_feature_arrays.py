@@ -4,7 +4,7 @@ import datasets
 import numpy as np
 import torch
 
-from mapper.feature_arrays import FeatureArrays
+from mapper.training.feature_arrays import FeatureArrays
 
 
 def make_dataset(rows: int, seed: int) -> datasets.Dataset:

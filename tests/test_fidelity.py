@@ -30,7 +30,8 @@ from safetensors.torch import load_file
 from extractors.audiomae import (AUDIOLDM2_AUDIOMAE_PREFIX, AudioMAEConfig, AudioMAEEncoder, audiomae_key_map,
                                  convert_audiomae_checkpoint)
 from extractors.cavp import CAVPConfig, CAVPEncoder, cavp_key_map, convert_cavp_checkpoint
-from extractors.fbank import LOG_FLOOR_EPS, kaldi_fbank, num_frames, waveform_to_audiomae_input
+from extractors.audiomae import waveform_to_audiomae_input
+from extractors.fbank import LOG_FLOOR_EPS, kaldi_fbank, num_frames
 from extractors.frozen import FrozenExtractors
 from extractors.presets import get_preset
 from extractors.timechat import (CLIP_MEAN, CLIP_STD, TIMECHAT_FILES, Fp32LayerNorm, TimeChatConfig, TimeChatVisual,

@@ -18,12 +18,12 @@ import torch  # noqa: E402
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler  # noqa: E402
 
 from extractors.video import VideoReadError  # noqa: E402
-from mapper.audioldm2 import build_tiny_audioldm2, encode_labels, text_generated_embeds  # noqa: E402
+from mapper.decoders.audioldm2 import build_tiny_audioldm2, encode_labels, text_generated_embeds  # noqa: E402
 from mapper.config import MapperConfig  # noqa: E402
 from mapper.loading import build_mapper  # noqa: E402
-from mapper.pipeline import VideoToAudioPipeline, load_pipeline  # noqa: E402
-from mapper.sampler import Conditions, denoise  # noqa: E402
-from mapper.schedulers import SAMPLING_PRESETS, make_scheduler, sampling_config  # noqa: E402
+from mapper.generation import VideoToAudioPipeline, load_pipeline  # noqa: E402
+from mapper.decoders.audioldm2 import Conditions, denoise  # noqa: E402
+from mapper.generation.sampling import SAMPLING_PRESETS, make_scheduler, sampling_config  # noqa: E402
 
 SR = 16000
 
@@ -221,7 +221,7 @@ def test_pipeline_is_a_diffusers_pipeline_that_round_trips(tiny_pipeline, short_
     tiny_pipeline.save_pretrained(tmp_path / "saved")
     index = json.loads((tmp_path / "saved" / "model_index.json").read_text())
     assert index["_class_name"] == "VideoToAudioPipeline"
-    assert index["extractors"] == ["mapper.extractors_component", "VisualExtractors"]
+    assert index["extractors"] == ["mapper.generation.extractors_component", "VisualExtractors"]
     assert index["mapper"] == ["mapper.model", "MapperModel"] and index["unet"][1] == "AudioLDM2UNet2DConditionModel"
     loaded = VideoToAudioPipeline.from_pretrained(tmp_path / "saved", local_files_only=True)
     loaded.set_progress_bar_config(disable=True)

@@ -13,7 +13,7 @@ import soundfile as sf  # noqa: E402
 from test_generation import SR, tiny_mapper_dir, tiny_pipeline, write_video  # noqa: E402, F401, F811 (fixtures)
 
 from extractors.clip import ClipConfig  # noqa: E402
-from extractors.clips import list_clips  # noqa: E402
+from extractors.manifest import list_clips  # noqa: E402
 from extractors.video import probe_duration, read_clip  # noqa: E402
 from recipes import generate  # noqa: E402
 

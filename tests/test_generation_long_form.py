@@ -14,11 +14,11 @@ from diffusers.configuration_utils import register_to_config  # noqa: E402
 from test_generation import SR, tiny_mapper_dir, tiny_pipeline, write_video  # noqa: E402, F401, F811 (fixtures)
 
 from extractors.video import AudioReadError  # noqa: E402
-from mapper.long_form import LongFormConfig, Stitcher, plan_windows  # noqa: E402
-from mapper.pipeline import AudioChunk, ClipDone, GenerationRequest, load_pipeline  # noqa: E402
-from mapper.reference_audio import encode_reference  # noqa: E402
-from mapper.schedulers import sampling_config  # noqa: E402
-from mapper.seams import seam_score  # noqa: E402
+from mapper.generation.long_form import LongFormConfig, Stitcher, plan_windows  # noqa: E402
+from mapper.generation import AudioChunk, ClipDone, GenerationRequest, load_pipeline  # noqa: E402
+from mapper.decoders.audioldm2 import encode_reference  # noqa: E402
+from mapper.generation.sampling import sampling_config  # noqa: E402
+from mapper.generation.seams import seam_score  # noqa: E402
 
 # ---------------------------------------------------------------- planning and stitching
 

@@ -1,4 +1,4 @@
-"""The toy world (recipes.make_toy_data) and the decoder (extractors.video) checked together.
+"""The toy world (mapper.training.toy_world) and the decoder (extractors.video) checked together.
 
 The toy world is the data every offline test and demo trains on, so it has to be what it claims:
 standard files, a deterministic function of the seed, and sounds caused by visible events at the
@@ -22,7 +22,8 @@ import soundfile as sf
 from extractors.clip import ClipConfig
 from extractors.video import (AudioReadError, VideoReadError, probe_duration, read_audio_file,
                               read_clip)
-from recipes.make_toy_data import CLASSES, SIZE, VIDEO_FPS, main, make_toy_world, plan_world
+from mapper.training.toy_world import CLASSES, SIZE, VIDEO_FPS, make_toy_world, plan_world
+from recipes.make_toy_data import main
 
 CLIP = ClipConfig()
 NUM_CLIPS, SEED = 8, 7
@@ -132,7 +133,7 @@ def test_same_seed_same_world_other_seed_other_world(world, same_seed_world, oth
 
 
 def test_rerun_keeps_existing_clips_and_refuses_another_world(tmp_path, capsys):
-    main(["--out", str(tmp_path), "--num-clips", "3", "--seed", "1"])
+    assert main(["--out", str(tmp_path), "--num-clips", "3", "--seed", "1"]) == 0
     assert "3 clips written" in capsys.readouterr().out
     victim = tmp_path / "videos" / "toy_00001.mp4"
     kept = tmp_path / "videos" / "toy_00000.mp4"
@@ -146,8 +147,8 @@ def test_rerun_keeps_existing_clips_and_refuses_another_world(tmp_path, capsys):
     np.testing.assert_array_equal(before.audio, after.audio)
     with pytest.raises(ValueError, match="different toy world"):
         make_toy_world(tmp_path, 3, seed=2)
-    with pytest.raises(SystemExit, match="^error: .*different toy world"):
-        main(["--out", str(tmp_path), "--num-clips", "3", "--seed", "2"])
+    assert main(["--out", str(tmp_path), "--num-clips", "3", "--seed", "2"]) == 2  # a usage error
+    assert re.match(r"^error: .*different toy world", capsys.readouterr().err)
 
 
 # ---------------------------------------------------------------------------- causality

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from mapper.feature_arrays import identity_collate
+from mapper.training.feature_arrays import identity_collate
 from mapper.model import MapperBase
 
 

@@ -3,8 +3,8 @@
 As in the original code (``haoheliu/AudioLDM2``, ``utilities/audio``: ``TacotronSTFT``): 16 kHz,
 1024-point Hann STFT with 160-sample hop (10 ms), centred with reflect padding, magnitude (not
 power), 64 Slaney mel bands 0-8 kHz (librosa's default filters), natural log clamped at 1e-5.
-Needed to put a reference sound into the latent space (:mod:`mapper.reference_audio`) and to
-measure seams (:mod:`mapper.seams`). The sizes are read from the vocoder's config where it has
+Needed to put a reference sound into the latent space (:mod:`~mapper.decoders.audioldm2.reference`) and to
+measure seams (:mod:`mapper.generation.seams`). The sizes are read from the vocoder's config where it has
 them (bins, rate, hop), so a tiny test decoder gets a matching front end.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ The mapper sees a fixed clip window (10 s), so a long video is cut into windows 
 own latent. Two ways to make the windows one soundtrack:
 
     inpaint    (default) window k is sampled with its overlap region fixed to window k-1's latent
-               (:func:`mapper.sampler.denoise`'s known region), so AudioLDM-2 itself continues the
+               (:func:`mapper.decoders.audioldm2.denoise`'s known region), so AudioLDM-2 itself continues the
                sound across the join; window 0 may likewise continue a reference sound.
     crossfade  the naive baseline: windows are sampled independently and only the waveforms are
                cross-faded over the overlap.

@@ -15,23 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from dataclasses import dataclass
 
 import torch
 from diffusers import SchedulerMixin
 
-
-@dataclass
-class Conditions:
-    """What the UNet cross-attends to, ready for classifier-free guidance.
-
-    With guidance the batch holds the negative rows first, then the positive rows, as
-    ``AudioLDM2Pipeline.encode_prompt`` concatenates them.
-    """
-
-    generated: torch.Tensor  # (B or 2B, 8, gpt2_width): GPT-2 stream (mapper tokens / negative)
-    text: torch.Tensor  # (B or 2B, L, t5_width): Flan-T5 stream
-    text_mask: torch.Tensor  # (B or 2B, L) 1 = token, 0 = padding
+from mapper.decoders.audioldm2.conditions import Conditions
 
 
 def _step_kwargs(scheduler: SchedulerMixin, generator, eta: float) -> dict:

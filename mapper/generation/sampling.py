@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 import diffusers
 from diffusers import SchedulerMixin
 
-from mapper.audioldm2 import DEFAULT_NEGATIVE_PROMPT, NegativeMode
-
-NEGATIVE_MODES = ("audioldm2", "zeros")
+from mapper.decoders.audioldm2 import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_MODES, NegativeMode
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ mapper and AudioLDM-2's own components (UNet, VAE, vocoder, Flan-T5, and optiona
 stack that computes the negative GPT-2 condition) are registered components, so
 ``save_pretrained`` / ``from_pretrained`` round-trip it and ``.to(device)`` moves it.
 
-How a video is rendered (see :mod:`mapper.long_form` for the windows, :mod:`mapper.sampler` for
-the loop, :mod:`mapper.schedulers` for the presets):
+How a video is rendered (see :mod:`~mapper.generation.long_form` for the windows,
+:mod:`~mapper.generation.sampling` for the sampling presets, :mod:`mapper.decoders.audioldm2` for the
+decoder's conditions, sampling loop and latents):
 
 1. The video is cut into overlapping clip windows (one window for a clip of <= 10 s).
 2. Per window: decode its frames, run the extractors and the mapper -> 8 AudioMAE tokens.
@@ -20,8 +21,7 @@ Several videos are rendered together: their current windows share UNet batches (
 latent length), each video with its own random generator, so a video's audio does not depend on
 what it was batched with. A video that cannot be read fails alone (``ClipFailed``).
 
-``load_pipeline()`` assembles the parts a trained mapper was made for: its config names the
-extractor preset that produced its inputs and the AudioLDM-2 its outputs condition.
+:func:`mapper.generation.loading.load_pipeline` assembles the parts a trained mapper was made for.
 """
 from __future__ import annotations
 
@@ -37,64 +37,21 @@ from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from extractors.presets import get_preset
 from extractors.video import AudioReadError, MediaReadError, VideoReadError, probe_duration, read_audio_file, read_clip
-from mapper.audioldm2 import DEFAULT_NEGATIVE_PROMPT, encode_labels, load_audioldm2, text_generated_embeds
-from mapper.extractors_component import VisualExtractors
-from mapper.loading import load_mapper
-from mapper.long_form import LongFormConfig, Stitcher, Window, plan_windows, round_up
-from mapper.reference_audio import encode_reference
-from mapper.registry import last_mapper
-from mapper.sampler import Conditions, denoise
-from mapper.schedulers import SamplingConfig, make_scheduler, sampling_config
-
-PAPER_NEGATIVE_PROMPT = DEFAULT_NEGATIVE_PROMPT  # the paper preset's negative prompt
-
-
-@dataclass
-class GeneratedAudio:
-    audio: np.ndarray | None  # (samples,) float32 mono; None when streamed (see VideoToAudioPipeline.stream)
-    sample_rate: int
-    video: str
-    label: str
-    audio_tokens: np.ndarray  # (windows, N, D): the mapper's predicted AudioMAE tokens per window
-    joins: list[tuple[int, int]] = field(default_factory=list)  # [start, end) samples where windows meet
-    reference_samples: int = 0  # leading samples that are the (re-rendered) reference sound
-
-    @property
-    def num_samples(self) -> int:
-        return 0 if self.audio is None else len(self.audio)
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One soundtrack to render: ``video`` from ``start`` for ``duration`` seconds (None: to its end)."""
-
-    video: str | os.PathLike
-    label: str = ""
-    start: float = 0.0
-    duration: float | None = None
-    reference_audio: str | os.PathLike | np.ndarray | None = None  # file, or (S,) at the pipeline's rate
-
-
-@dataclass
-class AudioChunk:
-    """The next finished samples of request ``index`` (in order)."""
-
-    index: int
-    samples: np.ndarray
-
-
-@dataclass
-class ClipDone:
-    index: int
-    result: GeneratedAudio  # audio is None: it came as AudioChunks
-
-
-@dataclass
-class ClipFailed:
-    index: int
-    error: MediaReadError
+from mapper.decoders.audioldm2 import (
+    Conditions,
+    LatentGeometry,
+    decode_latents,
+    denoise,
+    encode_reference,
+    gpt2_stream_width,
+    guidance_conditions,
+    negative_tokens,
+)
+from mapper.generation.extractors_component import VisualExtractors
+from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows
+from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
+from mapper.generation.sampling import SamplingConfig, make_scheduler, sampling_config
 
 
 @dataclass
@@ -151,13 +108,11 @@ class VideoToAudioPipeline(DiffusionPipeline):
             projection_model=projection_model,
             language_model=language_model,
         )
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self._negatives: dict[tuple[str, str], torch.Tensor] = {}
-        gpt2_width = self.unet.config.cross_attention_dim[0][1]
-        if mapper.config.audio_token_dim != gpt2_width:
+        if mapper.config.audio_token_dim != gpt2_stream_width(self):
             raise ValueError(
                 f"the mapper predicts {mapper.config.audio_token_dim}-wide tokens but this AudioLDM-2's "
-                f"GPT-2 stream is {gpt2_width} wide"
+                f"GPT-2 stream is {gpt2_stream_width(self)} wide"
             )
         if self.sample_rate != self.clip.sample_rate:
             raise ValueError(f"AudioLDM-2 renders {self.sample_rate} Hz, the preset expects {self.clip.sample_rate} Hz")
@@ -179,28 +134,30 @@ class VideoToAudioPipeline(DiffusionPipeline):
         return self.extractors.preset.clip
 
     @property
+    def geometry(self) -> LatentGeometry:
+        """AudioLDM-2's latent frames <-> samples, read from its components' configs."""
+        return LatentGeometry.of(self.vae, self.vocoder, self.unet)
+
+    @property
     def sample_rate(self) -> int:
-        return int(self.vocoder.config.sampling_rate)
+        return self.geometry.sample_rate
 
     @property
     def frame_samples(self) -> int:
-        """Audio samples per latent frame: VAE time factor x vocoder hop (AudioLDM-2: 4 x 160)."""
-        return self.vae_scale_factor * int(np.prod(self.vocoder.config.upsample_rates))
+        """Audio samples per latent frame (AudioLDM-2: 640)."""
+        return self.geometry.frame_samples
 
     @property
     def frame_multiple(self) -> int:
-        """Latent lengths in multiples of this need no resize in the UNet (it halves time once per
-        level after the first): 8 for AudioLDM-2, 2 for the tiny test UNet."""
-        return 2 ** (len(self.unet.config.block_out_channels) - 1)
+        return self.geometry.frame_multiple
 
     @property
     def window_frames(self) -> int:
-        """Latent frames of one clip window: 10 s -> 250, rounded up to the UNet's multiple
-        (AudioLDM-2: 256 = 10.24 s, its native length)."""
-        return round_up(math.ceil(self.clip.seconds * self.sample_rate / self.frame_samples), self.frame_multiple)
+        """Latent frames of one clip window (AudioLDM-2, 10 s: 256 = 10.24 s, its native length)."""
+        return self.geometry.window_frames(self.clip.seconds)
 
     def seconds_to_frames(self, seconds: float) -> int:
-        return round(seconds * self.sample_rate / self.frame_samples)
+        return self.geometry.seconds_to_frames(seconds)
 
     # ------------------------------------------------------------------ stages
 
@@ -228,40 +185,19 @@ class VideoToAudioPipeline(DiffusionPipeline):
         """The negative GPT-2-stream condition (N, D), computed once per prompt and mode."""
         key = (sampling.negative_prompt, sampling.negative_mode)
         if key not in self._negatives:
-            if sampling.negative_mode == "zeros":
-                width = self.mapper.config.audio_token_dim
-                tokens = torch.zeros(self.mapper.config.num_audio_tokens, width)
-            else:  # AudioLDM-2's own GPT-2 on the negative text, not the mapper
-                tokens = text_generated_embeds(self, [sampling.negative_prompt], self.mapper.config.num_audio_tokens)[0]
-            self._negatives[key] = tokens
+            self._negatives[key] = negative_tokens(
+                self, sampling.negative_prompt, sampling.negative_mode, self.mapper.config.num_audio_tokens
+            )
         return self._negatives[key]
 
-    @torch.no_grad()
     def conditions(self, tokens: torch.Tensor, labels: list[str], sampling: SamplingConfig) -> Conditions:
         """Mapper tokens (B, N, D) + labels -> the UNet's two streams, negatives first when guided."""
-        batch, device, dtype = len(labels), self.unet.device, self.unet.dtype
-        texts = list(labels) + ([sampling.negative_prompt] if sampling.guided else [])
-        t5, mask = encode_labels(self, texts)  # (B [+1], L, t5_width): padded together, masked
-        generated = tokens.to(device, dtype)
-        text, text_mask = t5[:batch], mask[:batch]
-        if sampling.guided:
-            negative = self.negative_tokens(sampling).to(device, dtype)[None].expand(batch, -1, -1)
-            generated = torch.cat([negative, generated])
-            text = torch.cat([t5[batch:].expand(batch, -1, -1), text])
-            text_mask = torch.cat([mask[batch:].expand(batch, -1), text_mask])
-        return Conditions(generated, text.to(device, dtype), text_mask.to(device))
+        negative = self.negative_tokens(sampling) if sampling.guided else None
+        return guidance_conditions(self, tokens, labels, sampling.negative_prompt, negative)
 
-    @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
-        """Latents (B, C, T, F) -> waveforms (B, T * frame_samples) float32, one item at a time
-        (the VAE decoder's activations are the largest tensors of the whole pipeline)."""
-        length = latents.shape[2] * self.frame_samples
-        out = np.zeros((latents.shape[0], length), np.float32)
-        for i, latent in enumerate(latents):
-            mel = self.vae.decode(latent[None] / self.vae.config.scaling_factor).sample  # (1, 1, T*4, mels)
-            audio = self.vocoder(mel.squeeze(1)).float().cpu().numpy()[0]  # (~T * frame_samples,)
-            out[i, : min(length, len(audio))] = audio[:length]
-        return out
+        """Latents (B, C, T, F) -> waveforms (B, T * frame_samples) float32."""
+        return decode_latents(self.vae, self.vocoder, latents, self.frame_samples)
 
     # ------------------------------------------------------------------ rendering
 
@@ -441,8 +377,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         """One UNet batch: the current window of every track in ``group`` (all the same length)."""
         device, dtype = self.unet.device, self.unet.dtype
         length = group[0].window.length
-        mel_bins = int(self.vocoder.config.model_in_dim)  # as AudioLDM2Pipeline.prepare_latents
-        shape = (1, self.unet.config.in_channels, length, mel_bins // self.vae_scale_factor)  # (1, C, T, F)
+        shape = self.geometry.latent_shape(length)  # (1, C, T, F)
         noise = torch.cat([randn_tensor(shape, generator=t.generator, device=device, dtype=dtype) for t in group])
         known = mask = None
         # frames to keep: the overlap with the previous window (inpaint mode) or the reference (always)
@@ -508,55 +443,3 @@ class VideoToAudioPipeline(DiffusionPipeline):
             joins=joins,
             reference_samples=reference,
         )
-
-
-def _dtype(dtype: torch.dtype | str) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
-             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}  # fmt: skip
-    if dtype not in names:
-        raise ValueError(f"dtype must be one of {', '.join(names)}, got {dtype!r}")
-    return names[dtype]
-
-
-def load_pipeline(
-    mapper: str | os.PathLike | None = None,
-    audioldm2: str | None = None,
-    extractors: str | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype | str = torch.float32,
-    progress: bool = False,
-) -> VideoToAudioPipeline:
-    """Assemble a pipeline, offline unless a hub id is named.
-
-    ``mapper``: a mapper's ``save_pretrained`` folder (default: the last one trained) or a saved
-    ``VideoToAudioPipeline`` folder. ``audioldm2`` / ``extractors``: override what the mapper's
-    config names ("tiny", a local diffusers folder, or a hub id such as cvssp/audioldm2).
-    ``dtype`` (torch dtype or "fp16" / "bf16" / "fp32") applies to the mapper and AudioLDM-2 —
-    half precision is meant for GPUs; the frozen extractors stay in float32. ``progress``: show
-    progress bars over clips and sampling steps.
-    """
-    dtype = _dtype(dtype)
-    mapper_dir = Path(mapper) if mapper is not None else last_mapper()
-    if (mapper_dir / "model_index.json").is_file():
-        pipe = VideoToAudioPipeline.from_pretrained(mapper_dir, local_files_only=True)
-        pipe.to(device)
-        for name in ("mapper", "vae", "text_encoder_2", "unet", "vocoder", *VideoToAudioPipeline._optional_components):
-            module = getattr(pipe, name, None)
-            if isinstance(module, torch.nn.Module) and module.dtype != dtype:
-                module.to(dtype=dtype)
-        pipe.set_progress_bar_config(disable=not progress)
-        return pipe
-    model = load_mapper(mapper_dir).to(device=device, dtype=dtype)
-    preset = get_preset(extractors or model.config.extractor_preset)
-    if extractors is None and preset.fingerprint() != model.config.extractor_fingerprint:
-        raise ValueError(
-            f"{mapper_dir}: trained on features of a different '{preset.name}' preset config "
-            f"(fingerprint {model.config.extractor_fingerprint} vs {preset.fingerprint()})"
-        )
-    frozen = VisualExtractors.from_preset(preset).to(device)
-    decoder = load_audioldm2(audioldm2 or model.config.audioldm2, device=device, dtype=dtype)
-    pipe = VideoToAudioPipeline.from_parts(frozen, model, decoder)
-    pipe.set_progress_bar_config(disable=not progress)
-    return pipe

@@ -4,7 +4,7 @@
 window as a known region (the same inpainting that joins long-form windows), so the generated
 soundtrack starts as a continuation of the reference and inherits its timbre. The reference is
 prepared as AudioLDM-2 prepares audio for its VAE (``read_wav_file`` + ``wav_to_fbank`` in the
-original code): mean removed, peak-normalised to 0.5, log-mel (:mod:`mapper.mel`), then VAE
+original code): mean removed, peak-normalised to 0.5, log-mel (:mod:`~mapper.decoders.audioldm2.mel`), then VAE
 encoding (the posterior's mode, so it is deterministic) times the VAE's scaling factor.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mapper.mel import MelConfig, log_mel
+from mapper.decoders.audioldm2.mel import MelConfig, log_mel
 
 
 def normalize_reference(waveform: np.ndarray) -> np.ndarray:

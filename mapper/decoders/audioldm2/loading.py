@@ -1,0 +1,70 @@
+"""Loading AudioLDM-2: "tiny" (random, offline), a local diffusers folder (offline), or a hub id.
+
+Only a hub id may reach the network. Whatever is loaded, the caller must not use the pipeline's own
+prompt path (see :mod:`mapper.decoders.audioldm2`); :mod:`~mapper.decoders.audioldm2.conditions`
+computes every condition itself.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from diffusers import AudioLDM2Pipeline
+
+from mapper.decoders.audioldm2.tiny import build_tiny_audioldm2, freeze
+
+
+
+def _looks_like_path(name: str) -> bool:
+    """A hub id is ``name`` or ``owner/name``; anything else is meant as a local folder."""
+    return (
+        os.path.isabs(name)
+        or name.startswith((".", "~"))
+        or name.count("/") > 1
+        or name.endswith("/")
+        or (os.sep != "/" and os.sep in name)
+    )
+
+
+def _from_hub(repo_id: str, dtype: torch.dtype) -> AudioLDM2Pipeline:
+    """Hub download; a failure (offline, unknown id) becomes one line naming both readings."""
+    try:
+        return AudioLDM2Pipeline.from_pretrained(repo_id, dtype=dtype)
+    except OSError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OSError(
+            f"AudioLDM-2 '{repo_id}' is no local folder and could not be loaded from the hub ({reason})"
+        ) from error
+
+
+def load_audioldm2(
+    name_or_path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> AudioLDM2Pipeline:
+    """``"tiny"`` -> random tiny pipeline; a local folder -> offline load; else a hub id.
+
+    Only a hub id may reach the network (see the module docstring).
+    """
+    if name_or_path == "tiny":
+        return _placed(build_tiny_audioldm2(), device, dtype)
+    path = os.path.expanduser(name_or_path)
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "model_index.json")):
+            raise FileNotFoundError(f"{path} is not a diffusers AudioLDM-2 folder: model_index.json is missing")
+        pipe = AudioLDM2Pipeline.from_pretrained(path, local_files_only=True, dtype=dtype)
+    elif os.path.exists(path) or _looks_like_path(name_or_path):
+        raise FileNotFoundError(
+            f"AudioLDM-2 folder not found: {path} (expected a diffusers save_pretrained folder, "
+            "'tiny', or a hub id such as cvssp/audioldm2)"
+        )
+    else:
+        pipe = _from_hub(name_or_path, dtype)
+    return _placed(freeze(pipe), device, dtype)  # dtype again: older diffusers ignore the kwarg
+
+
+def _placed(pipe: AudioLDM2Pipeline, device, dtype: torch.dtype) -> AudioLDM2Pipeline:
+    """Move to ``device``; cast only modules not already in ``dtype`` (diffusers warns on every cast)."""
+    pipe.to(device)
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module) and any(p.dtype != dtype for p in component.parameters()):
+            component.to(dtype=dtype)
+    return pipe

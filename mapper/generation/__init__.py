@@ -1,0 +1,25 @@
+"""Generation: video -> extractors -> mapper -> AudioLDM-2 -> soundtrack, as a diffusers pipeline.
+
+    pipeline              VideoToAudioPipeline: registered components, stream() and __call__
+    outputs               GeneratedAudio, GenerationRequest and the stream's events
+    loading               load_pipeline: the parts a trained mapper names, offline unless a hub id is named
+    extractors_component  the frozen extractors as a diffusers component (save/load with the pipeline)
+    sampling              sampling presets (paper, fast) and any compatible diffusers scheduler
+    long_form             windows of a long video on one latent timeline, and the Stitcher
+    seams                 how audible the joins of a long soundtrack are
+    wav, mux              writing the soundtrack (wav) and putting it into a copy of the video (mp4)
+"""
+from mapper.generation.loading import load_pipeline, parse_dtype
+from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
+from mapper.generation.pipeline import VideoToAudioPipeline
+
+__all__ = [
+    "AudioChunk",
+    "ClipDone",
+    "ClipFailed",
+    "GeneratedAudio",
+    "GenerationRequest",
+    "VideoToAudioPipeline",
+    "load_pipeline",
+    "parse_dtype",
+]

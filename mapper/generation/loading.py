@@ -1,0 +1,71 @@
+"""``load_pipeline``: assemble the parts a trained mapper was made for, offline unless a hub id is named.
+
+A mapper's config names the extractor preset that produced its inputs and the AudioLDM-2 its outputs
+condition; a saved ``VideoToAudioPipeline`` folder carries all of them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from extractors.presets import get_preset
+from mapper.decoders.audioldm2 import load_audioldm2
+from mapper.generation.extractors_component import VisualExtractors
+from mapper.generation.pipeline import VideoToAudioPipeline
+from mapper.last_mapper import last_mapper
+from mapper.loading import load_mapper
+
+
+def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """A torch dtype, or one of "fp32" / "float32" / "fp16" / "float16" / "bf16" / "bfloat16"."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}  # fmt: skip
+    if dtype not in names:
+        raise ValueError(f"dtype must be one of {', '.join(names)}, got {dtype!r}")
+    return names[dtype]
+
+
+def load_pipeline(
+    mapper: str | os.PathLike | None = None,
+    audioldm2: str | None = None,
+    extractors: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+    progress: bool = False,
+) -> VideoToAudioPipeline:
+    """Assemble a pipeline, offline unless a hub id is named.
+
+    ``mapper``: a mapper's ``save_pretrained`` folder (default: the last one trained) or a saved
+    ``VideoToAudioPipeline`` folder. ``audioldm2`` / ``extractors``: override what the mapper's
+    config names ("tiny", a local diffusers folder, or a hub id such as cvssp/audioldm2).
+    ``dtype`` (torch dtype or "fp16" / "bf16" / "fp32") applies to the mapper and AudioLDM-2 —
+    half precision is meant for GPUs; the frozen extractors stay in float32. ``progress``: show
+    progress bars over clips and sampling steps.
+    """
+    dtype = parse_dtype(dtype)
+    mapper_dir = Path(mapper) if mapper is not None else last_mapper()
+    if (mapper_dir / "model_index.json").is_file():
+        pipe = VideoToAudioPipeline.from_pretrained(mapper_dir, local_files_only=True)
+        pipe.to(device)
+        for name in ("mapper", "vae", "text_encoder_2", "unet", "vocoder", *VideoToAudioPipeline._optional_components):
+            module = getattr(pipe, name, None)
+            if isinstance(module, torch.nn.Module) and module.dtype != dtype:
+                module.to(dtype=dtype)
+        pipe.set_progress_bar_config(disable=not progress)
+        return pipe
+    model = load_mapper(mapper_dir).to(device=device, dtype=dtype)
+    preset = get_preset(extractors or model.config.extractor_preset)
+    if extractors is None and preset.fingerprint() != model.config.extractor_fingerprint:
+        raise ValueError(
+            f"{mapper_dir}: trained on features of a different '{preset.name}' preset config "
+            f"(fingerprint {model.config.extractor_fingerprint} vs {preset.fingerprint()})"
+        )
+    frozen = VisualExtractors.from_preset(preset).to(device)
+    decoder = load_audioldm2(audioldm2 or model.config.audioldm2, device=device, dtype=dtype)
+    pipe = VideoToAudioPipeline.from_parts(frozen, model, decoder)
+    pipe.set_progress_bar_config(disable=not progress)
+    return pipe

@@ -1,0 +1,55 @@
+"""What generation hands back: the soundtrack and its provenance, and the events of a stream."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from extractors.video import MediaReadError
+
+
+@dataclass
+class GeneratedAudio:
+    audio: np.ndarray | None  # (samples,) float32 mono; None when streamed (see VideoToAudioPipeline.stream)
+    sample_rate: int
+    video: str
+    label: str
+    audio_tokens: np.ndarray  # (windows, N, D): the mapper's predicted AudioMAE tokens per window
+    joins: list[tuple[int, int]] = field(default_factory=list)  # [start, end) samples where windows meet
+    reference_samples: int = 0  # leading samples that are the (re-rendered) reference sound
+
+    @property
+    def num_samples(self) -> int:
+        return 0 if self.audio is None else len(self.audio)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One soundtrack to render: ``video`` from ``start`` for ``duration`` seconds (None: to its end)."""
+
+    video: str | os.PathLike
+    label: str = ""
+    start: float = 0.0
+    duration: float | None = None
+    reference_audio: str | os.PathLike | np.ndarray | None = None  # file, or (S,) at the pipeline's rate
+
+
+@dataclass
+class AudioChunk:
+    """The next finished samples of request ``index`` (in order)."""
+
+    index: int
+    samples: np.ndarray
+
+
+@dataclass
+class ClipDone:
+    index: int
+    result: GeneratedAudio  # audio is None: it came as AudioChunks
+
+
+@dataclass
+class ClipFailed:
+    index: int
+    error: MediaReadError

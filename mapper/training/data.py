@@ -1,0 +1,115 @@
+"""The feature cache as a LightningDataModule: splits, the global-batch plan, the resumable epoch order.
+
+Its ``__init__`` signature is the ``data:`` schema of ``recipes/configs/*.yaml`` (LightningCLI).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from extractors.cache import FeatureCache
+from extractors.manifest import SPLITS
+from mapper.training.batch_plan import BatchPlan, plan_batches
+from mapper.training.feature_arrays import FeatureArrays, identity_collate
+from mapper.training.order import EpochShuffleSampler, ResumableLoader
+
+FEATURES = ["cavp", "timechat", "audiomae"]
+
+
+@dataclass
+class ToyWorld:
+    """Where to build the procedural toy-foley world when the cache does not exist yet."""
+
+    root: str = "data/toy/world"
+    num_clips: int = 120
+    seed: int = 0
+
+
+class MapperDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        cache: str = "data/toy/cache",
+        preset: str = "tiny",
+        batch_size: int = 16,
+        max_device_batch: int | None = None,
+        num_workers: int = 0,
+        toy_world: ToyWorld | None = None,
+    ):
+        """`batch_size`: the GLOBAL batch, kept when devices change (per-device batch and gradient
+        accumulation are derived, see `plan_batches`); `max_device_batch`: memory limit per device;
+        `toy_world`: build this world and extract it into `cache` if `cache` is absent."""
+        super().__init__()
+        self.cache, self.preset, self.batch_size = FeatureCache(cache), preset, batch_size
+        self.max_device_batch, self.num_workers, self.toy_world = max_device_batch, num_workers, toy_world
+        self.device_batch = batch_size
+        self.seed = torch.initial_seed() % 2**31  # LightningCLI's seed_everything has run by now
+        self.splits: dict = {}
+        self._train_loader = None
+
+    def apply_batch_plan(self, trainer: L.Trainer) -> BatchPlan:
+        """Set the per-device batch and the trainer's accumulation for its world size."""
+        plan = plan_batches(self.batch_size, trainer.world_size, self.max_device_batch)
+        self.device_batch = plan.device_batch
+        trainer.accumulate_grad_batches = plan.accumulation
+        return plan
+
+    def prepare_data(self) -> None:
+        if self.cache.exists() or self.toy_world is None:
+            return
+        from extractors.manifest import list_clips
+        from extractors.extraction import extract_to_cache
+        from extractors.frozen import FrozenExtractors
+        from mapper.training.toy_world import make_toy_world
+
+        metadata = make_toy_world(self.toy_world.root, self.toy_world.num_clips, self.toy_world.seed)
+        report = extract_to_cache(list_clips(metadata), self.cache, FrozenExtractors.from_preset(self.preset))
+        print(report.summary())
+
+    def setup(self, stage: str | None = None) -> None:
+        from extractors.presets import get_preset
+
+        rows = self.cache.load(get_preset(self.preset), require_audio=True)  # training needs targets
+        split_of_row = np.asarray(rows["split"])
+        for split in SPLITS:
+            self.splits[split] = FeatureArrays(rows, FEATURES, np.flatnonzero(split_of_row == split))
+        if len(self.splits["train"]) == 0:
+            raise ValueError(f"{self.cache.root}: no clips in the 'train' split")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.device_batch,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=identity_collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        sampler = EpochShuffleSampler(
+            self.splits["train"], num_replicas=trainer.world_size, rank=trainer.global_rank, seed=self.seed
+        )
+        self._train_loader = ResumableLoader(
+            self.splits["train"],
+            batch_size=self.device_batch,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=identity_collate,
+        )
+        return self._train_loader
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer.training and self._train_loader is not None:
+            self._train_loader.count(len(batch["cavp"]))
+        return batch
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,93 @@
+"""The mapper as a LightningModule: loss, NaN stop, the autoregressive validation metric, AdamW + schedule.
+
+Its ``__init__`` signature is the ``model:`` schema of ``recipes/configs/*.yaml`` (LightningCLI).
+"""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from mapper.config import MapperConfig
+from mapper.loading import build_mapper
+from mapper.training.language_model import load_language_model
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+class MapperModule(L.LightningModule):
+    def __init__(
+        self,
+        preset: str = "tiny",
+        mapper_type: str = "autoregressive",
+        encoders: str = "both",
+        fusion: str = "concat_proj",
+        loss: str = "mse",
+        n_layer: int = 12,
+        n_head: int = 12,
+        dropout: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
+        init_language_model: str | None = None,
+    ):
+        """`lr_schedule`: "constant" (the paper states only AdamW at 1e-3) or "cosine" (decay to 0
+        over the run); `warmup_steps`: linear warm-up; `init_language_model`: AudioLDM-2's GPT-2 to
+        start from (a local `language_model` folder, or the hub id `cvssp/audioldm2` — the only
+        case that goes online)."""
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+        super().__init__()
+        self.save_hyperparameters()
+        config = MapperConfig.from_preset(
+            preset,
+            mapper_type=mapper_type,
+            encoders=encoders,
+            fusion=fusion,
+            loss=loss,
+            n_layer=n_layer,
+            n_head=n_head,
+            dropout=dropout,
+        )
+        self.mapper = build_mapper(config)
+        if init_language_model:
+            self.mapper.load_language_model(load_language_model(init_language_model))
+
+    def _step(self, batch: dict) -> torch.Tensor:
+        return self.mapper.training_loss(batch["cavp"].float(), batch["timechat"].float(), batch["audiomae"].float())
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch)
+        if not torch.isfinite(loss):
+            # Stop before the optimizer applies it: checkpoints written so far stay good.
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "stopped, the last checkpoint is from before this step — lower the lr or check the cache"
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["cavp"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        size = batch["cavp"].shape[0]
+        self.log("val/loss", self._step(batch), prog_bar=True, batch_size=size)
+        # What inference does: the mapper's own tokens, not teacher forcing (exposure bias shows here).
+        generated = self.mapper.generate(batch["cavp"].float(), batch["timechat"].float())
+        self.log("val/mse_generated", F.mse_loss(generated.float(), batch["audiomae"].float()), prog_bar=True, batch_size=size)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = self.trainer.estimated_stepping_batches
+        warmup = self.hparams.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if self.hparams.lr_schedule == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+            return 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
