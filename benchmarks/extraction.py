@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -50,6 +49,8 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+
+from benchmarks.common import machine_line
 
 from extractors.cache import FeatureCache
 from extractors.clip import ClipConfig
@@ -267,19 +268,6 @@ def cavp_only(device: torch.device):
 # ----------------------------------------------------------------------------------------------
 
 
-def machine_line(device: torch.device) -> str:
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or cpu
-    line = (f"cpu: {cpu} ({os.cpu_count()} logical, {len(os.sched_getaffinity(0))} usable), torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, decord {__import__('decord').__version__}, PyAV {av.__version__}")
-    if device.type == "cuda":
-        line += f"\ngpu: {torch.cuda.get_device_name(device)}"
-    return line
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -309,7 +297,7 @@ def main(argv=None) -> None:
 
     clip = get_preset("tiny").clip
     print("== machine ==")
-    print(machine_line(device))
+    print(machine_line(device, ("decord", "av")))
     print(f"load average at start (other processes compete for the cores): {os.getloadavg()[0]:.2f}")
     print(f"device {device.type}, batch {args.batch} clips per model call, {args.workers} decoding workers, "
           f"{args.repeats} rounds (medians)", flush=True)

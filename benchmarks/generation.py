@@ -29,13 +29,14 @@ Prints, from one run:
    long toy video with the same seed.
 3. The paper-size mapper (random init): its cached autoregressive decode of the 8 tokens against one
    forward pass over the 40-token prefix (goal <= 1.3 x), batch 1.
+
+Length: one script of measured sections that share their setup; each section is a function.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmarks.common import machine_line, synchronize
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -56,24 +59,6 @@ MAPPER_GOAL = 1.3
 
 # ----------------------------------------------------------------------------------------------
 # machine and helpers
-
-
-def machine_line(device: torch.device) -> str:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    line = f"cpu: {cpu} ({os.cpu_count()} logical, {len(os.sched_getaffinity(0))} usable), torch {torch.__version__} threads={torch.get_num_threads()}"
-    if device.type == "cuda":
-        line += f"\ngpu: {torch.cuda.get_device_name(device)}"
-    return line
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def median_time(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
@@ -381,22 +366,20 @@ def bench_seams(args, workdir: Path) -> None:
 
 
 def bench_mapper(device: torch.device) -> None:
-    from mapper.config import MapperConfig
+    from mapper.config import MapperConfig, MapperOptions
     from mapper.loading import build_mapper
 
     print("\n== 3. paper-size mapper (GPT-2 12 x 768, random init), batch 1 ==")
     torch.manual_seed(0)
-    mapper = build_mapper(MapperConfig.from_preset("paper", dropout=0.0)).eval().to(device)
-    config = mapper.config
-    cavp = torch.randn(1, config.num_frames, config.cavp_dim, device=device)
-    timechat = torch.randn(1, config.timechat_tokens, config.timechat_dim, device=device)
+    mapper = build_mapper(MapperConfig.from_preset("paper", MapperOptions(dropout=0.0))).eval().to(device)
+    features = {name: torch.randn(1, *spec.shape, device=device) for name, spec in mapper.config.selected_streams.items()}
 
     def prefix_forward():
         with torch.no_grad():
-            mapper.gpt2(inputs_embeds=mapper.fuse(cavp, timechat))
+            mapper.gpt2(inputs_embeds=mapper.fuse(features))
 
     def cached_decode():
-        mapper.generate(cavp, timechat)
+        mapper.generate(features)
 
     repeats = 15
     forward, decode = [], []
@@ -445,7 +428,7 @@ def main(argv=None) -> int:
     from mapper.generation.loading import parse_dtype
 
     dtype = parse_dtype(args.dtype or ("fp16" if device.type == "cuda" else "fp32"))
-    print(machine_line(device))
+    print(machine_line(device, ("diffusers", "transformers")))
     with tempfile.TemporaryDirectory() as tmp:
         if "decoder" in args.sections:
             bench_decoder(args, device, dtype, Path(tmp))

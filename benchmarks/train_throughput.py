@@ -48,6 +48,8 @@ Prints, from one run (measurements are interleaved and repeated; medians are rep
    (default 48 and 256) under bf16 autocast; `--compile` compiles the mapper (`nn.Module.compile`)
    for both loops. On CUDA a third loop, "bare+sync", adds the module's per-step `isfinite(loss)`
    check (a device->host sync) to the bare loop, to show what that check costs.
+
+Length: one script of measured sections that share their setup; each section is a function.
 """
 from __future__ import annotations
 
@@ -55,7 +57,6 @@ import argparse
 import contextlib
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -63,6 +64,9 @@ import warnings
 
 import numpy as np
 import torch
+
+from benchmarks.common import machine_line, synchronize
+from extractors.presets import AUDIO_TARGET
 from torch.utils.data import DataLoader, Dataset
 
 GPU_GOAL = 5000.0  # samples/s on one H100 at bf16
@@ -75,36 +79,8 @@ LOADER_GOAL = 0.30
 # machine
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_line(device: torch.device) -> str:
-    import datasets
-    import lightning
-    import transformers
-
-    parts = [
-        f"cpu: {cpu_model()} ({os.cpu_count()} logical, {len(os.sched_getaffinity(0))} usable)",
-        f"torch {torch.__version__} threads={torch.get_num_threads()}",
-        f"lightning {lightning.__version__}, transformers {transformers.__version__}, datasets {datasets.__version__}",
-    ]
-    if device.type == "cuda":
-        parts.append(f"gpu: {torch.cuda.get_device_name(device)}")
-    return "\n".join(parts)
-
-
 def synchronizer(device: torch.device):
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
+    return lambda: synchronize(device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -124,12 +100,7 @@ def build_module(compile_model: bool):
 def paper_shapes():
     from extractors.presets import get_preset
 
-    dims = get_preset("paper").dims
-    return {
-        "cavp": (dims.num_frames, dims.cavp_dim),
-        "timechat": (dims.timechat_tokens, dims.timechat_dim),
-        "audiomae": (dims.num_audio_tokens, dims.audio_token_dim),
-    }
+    return {name: tuple(shape) for name, shape in get_preset("paper").dims.shapes().items()}
 
 
 class PrebatchedData(Dataset):
@@ -153,12 +124,13 @@ class PrebatchedData(Dataset):
 
 def train_flops_per_sample(config) -> dict[str, float]:
     """Analytic training FLOPs per sample (forward + backward); formula in the module docstring."""
-    if config.fusion != "concat_proj" or config.encoders != "both" or config.mapper_type != "autoregressive":
-        raise ValueError("FLOP count written for the paper mapper (autoregressive, both encoders, concat_proj)")
+    streams = config.selected_streams
+    if config.fusion != "concat_proj" or list(streams) != ["cavp", "timechat"] or config.mapper_type != "autoregressive":
+        raise ValueError("FLOP count written for the paper mapper (autoregressive, cavp + timechat, concat_proj)")
     L, D = config.n_layer, config.audio_token_dim
     S, N = config.prefix_length, config.num_audio_tokens
     T = S + N - 1
-    Dc, Dt, WQ = config.cavp_dim, config.timechat_dim, config.timechat_tokens
+    Dc, Dt, WQ = streams["cavp"].dim, streams["timechat"].dim, streams["timechat"].num_tokens
     terms = {
         "gpt2 dense 6*L*12D^2*T": 6 * L * 12 * D * D * T,
         "attention 12*L*T^2*D": 12 * L * T * T * D,
@@ -325,7 +297,6 @@ def write_cache(root: str, rows: int, shard_rows: int = 128, seed: int = 0):
     cache = FeatureCache(root)
     cache.initialise(preset, dtype="float16")
     dims = preset.dims
-    spans = np.asarray(preset.timechat.window_spans(dims.num_frames), dtype=np.int32)
     shapes = paper_shapes()
     rng = np.random.default_rng(seed)
     splits = ["train"] * 8 + ["val", "test"]
@@ -333,7 +304,7 @@ def write_cache(root: str, rows: int, shard_rows: int = 128, seed: int = 0):
         shard = []
         for i in range(start, min(rows, start + shard_rows)):
             row = {"id": f"clip{i:06d}", "label": "dog barking", "split": splits[i % 10], "start": 0.0,
-                   "duration": 10.0, "num_valid_frames": dims.num_frames, "timechat_spans": spans}
+                   "duration": 10.0, "num_valid_frames": dims.num_frames}
             for k, s in shapes.items():
                 row[k] = rng.standard_normal(s, dtype=np.float32).astype(np.float16)
             shard.append(row)
@@ -342,7 +313,7 @@ def write_cache(root: str, rows: int, shard_rows: int = 128, seed: int = 0):
 
 
 def loader_variants(cache, preset, batch: int):
-    from mapper.training import FEATURES, MapperDataModule
+    from mapper.training import MapperDataModule
 
     import lightning as L
 
@@ -354,7 +325,7 @@ def loader_variants(cache, preset, batch: int):
     rows = cache.load(preset)
     train_idx = np.flatnonzero(np.asarray(rows["split"]) == "train")
     # The reader the project used before mapper/feature_arrays.py, for comparison.
-    formatted = rows.with_format("torch", columns=FEATURES).select(train_idx)
+    formatted = rows.with_format("torch", columns=list(paper_shapes())).select(train_idx)
     variants = {
         "MapperDataModule.train_dataloader (shipped)": dm.train_dataloader(),
         "datasets torch formatter (before)": DataLoader(formatted, batch_size=batch, shuffle=True),
@@ -366,8 +337,8 @@ def time_epoch(loader) -> tuple[float, int, str]:
     t = time.perf_counter()
     n, dtype = 0, ""
     for b in loader:
-        n += len(b["cavp"])
-        dtype = str(b["cavp"].dtype).replace("torch.", "")
+        n += len(b[AUDIO_TARGET])
+        dtype = str(b[AUDIO_TARGET].dtype).replace("torch.", "")
     return time.perf_counter() - t, n, dtype
 
 
@@ -462,7 +433,7 @@ def main(argv=None) -> None:
 
     started = time.perf_counter()
     print("== machine ==")
-    print(machine_line(device))
+    print(machine_line(device, ("lightning", "transformers", "datasets")))
     usable = len(os.sched_getaffinity(0))
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.2f} on {usable} usable cores")

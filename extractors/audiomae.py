@@ -22,6 +22,7 @@ load by ``convert_audiomae_checkpoint``.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from functools import partial
 
@@ -30,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
+from extractors.encoders import register_encoder
 from extractors.fbank import kaldi_fbank
 
 
@@ -272,3 +274,30 @@ def convert_audiomae_checkpoint(state_dict: dict, cfg: AudioMAEConfig = AudioMAE
     # strict load into a weightless copy: raises naming every missing / unexpected key and bad shape
     reference.load_state_dict(out, strict=True, assign=True)
     return out
+
+
+# Accepted weight files in a weights folder, first found wins. Either holds the AS-2M pre-trained
+# AudioMAE encoder that AudioLDM-2 uses: the MAE ``pretrained.pth`` (facebookresearch/AudioMAE), its
+# timm port (gaunernst/vit_base_patch16_1024_128.audiomae_as2m), or an AudioLDM-2 training checkpoint.
+AUDIOMAE_FILES = ("audiomae.safetensors", "audiomae.pth")
+RELEASED_FILES = ("|".join(AUDIOMAE_FILES),)
+
+
+def load_released(model: AudioMAEEncoder, weights_dir: str) -> None:
+    """The first of ``AUDIOMAE_FILES`` in ``weights_dir`` (safetensors or weights-only), strictly checked."""
+    paths = [os.path.join(weights_dir, name) for name in AUDIOMAE_FILES]
+    path = next((p for p in paths if os.path.isfile(p)), None)
+    if path is None:
+        raise FileNotFoundError(f"AudioMAE weights not found: expected {' or '.join(paths)} (the AS-2M "
+                                "pre-trained AudioMAE encoder, e.g. facebookresearch/AudioMAE pretrained.pth "
+                                "or the timm port gaunernst/vit_base_patch16_1024_128.audiomae_as2m)")
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        raw = load_file(path)
+    else:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(convert_audiomae_checkpoint(raw, model.cfg), strict=True)
+
+
+register_encoder(AudioMAEConfig, AudioMAEEncoder, RELEASED_FILES, load_released)

@@ -15,8 +15,9 @@ shards of all ranks into one `datasets.Dataset`, sorted by id (no copy: Arrow ta
 memory-mapped, the order is an index), so the same clips give the same dataset whatever the number
 of processes or interruptions that produced it.
 
-Row columns: id, label, split, start, duration, num_valid_frames, cavp (T, Dc), timechat (W*Q, Dt),
-timechat_spans (W, 2), audiomae (N, Da), preset, preset_fingerprint.
+Row columns: id, label, split, start, duration, num_valid_frames, one column per visual stream of the
+preset (e.g. cavp (T, Dc), timechat (W*Q, Dt)), audiomae (N, Da), preset, preset_fingerprint.
+cache.json records each stream's shape and frame spans (``streams``).
 
 Training and inference caches (`require_audio` in cache.json): a training extraction requires the
 audio track, so every row has its `audiomae` target; an inference extraction keeps clips without
@@ -37,9 +38,11 @@ import datasets
 import numpy as np
 
 from extractors.atomic import atomic_path, atomic_write_text
+from extractors.presets import AUDIO_TARGET
 
-FEATURE_COLUMNS = ("cavp", "timechat", "audiomae")
-CACHE_FORMAT = 2  # 2: num_valid_frames column, nullable audiomae, per-rank shards and failure logs
+# 2: num_valid_frames column, nullable audiomae, per-rank shards and failure logs
+# 3: one column per named visual stream; stream spans in cache.json instead of a timechat_spans column
+CACHE_FORMAT = 3
 DTYPES = ("float16", "float32")
 
 
@@ -57,20 +60,13 @@ def toolkit_version() -> str:
 
 
 def feature_shapes(preset) -> dict[str, list[int]]:
-    """Per-clip array shapes of a preset's features, as stored in cache.json."""
-    d = preset.dims
-    return {
-        "cavp": [d.num_frames, d.cavp_dim],
-        "timechat": [d.timechat_tokens, d.timechat_dim],
-        "timechat_spans": [d.num_windows, 2],
-        "audiomae": [d.num_audio_tokens, d.audio_token_dim],
-    }
+    """Per-clip array shapes of a preset's features (every stream, then the target), as in cache.json."""
+    return preset.dims.shapes()
 
 
 def _features(shapes: dict, dtype: str) -> datasets.Features:
-    def array(name: str, value_dtype: str) -> datasets.Array2D:
-        return datasets.Array2D(shape=tuple(shapes[name]), dtype=value_dtype)
-
+    """Columns of a shard: the row's metadata, then one Array2D per feature (``shapes`` order)."""
+    arrays = {name: datasets.Array2D(shape=tuple(shape), dtype=dtype) for name, shape in shapes.items()}
     return datasets.Features(
         id=datasets.Value("string"),
         label=datasets.Value("string"),
@@ -78,10 +74,7 @@ def _features(shapes: dict, dtype: str) -> datasets.Features:
         start=datasets.Value("float32"),
         duration=datasets.Value("float32"),
         num_valid_frames=datasets.Value("int32"),
-        cavp=array("cavp", dtype),
-        timechat=array("timechat", dtype),
-        timechat_spans=array("timechat_spans", "int32"),
-        audiomae=array("audiomae", dtype),  # null where an inference extraction found no audio
+        **arrays,  # the target is null where an inference extraction found no audio
         preset=datasets.Value("string"),
         preset_fingerprint=datasets.Value("string"),
     )
@@ -147,6 +140,7 @@ class FeatureCache:
             "toolkit_version": toolkit_version(),
             "dtype": dtype or "float16",
             "shapes": feature_shapes(preset),
+            "streams": {name: spec.to_dict() for name, spec in preset.dims.streams.items()},
             "require_audio": bool(require_audio),
         }
         atomic_write_text(self.meta_path, json.dumps(meta, indent=2))
@@ -240,8 +234,8 @@ class FeatureCache:
             holders = [p.name for p in paths if repeated[0] in set(_shard_ids(p))]
             raise ValueError(f"{self.root}: clip id {repeated[0]!r} is in more than one row (shards "
                              f"{', '.join(holders)}); a cache holds one row per clip, delete one of them")
-        if require_audio and rows.data.column("audiomae").null_count:
-            raise CacheMismatchError(f"{self.root}: {rows.data.column('audiomae').null_count} clips have no "
+        if require_audio and rows.data.column(AUDIO_TARGET).null_count:
+            raise CacheMismatchError(f"{self.root}: {rows.data.column(AUDIO_TARGET).null_count} clips have no "
                                      f"AudioMAE target (an inference extraction); training needs a training cache")
         if not np.array_equal(order, np.arange(len(order))):
             rows = rows.select(order)
@@ -262,7 +256,7 @@ def _shard_ids(path: Path) -> list[str]:
 def _check_shapes(row: dict, shapes: dict, root: Path) -> None:
     for name, shape in shapes.items():
         value = row[name]
-        if value is None and name == "audiomae":
+        if value is None and name == AUDIO_TARGET:
             continue
         if list(np.shape(value)) != shape:
             raise ValueError(f"{root}: clip {row['id']!r} has {name} of shape {list(np.shape(value))}, "

@@ -35,9 +35,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from extractors.clip import ClipConfig
+from extractors.encoders import StreamSpec, register_encoder
 from extractors.frames import resize_frames
 
 CAVP_CHECKPOINT = "cavp_epoch66.ckpt"
+RELEASED_FILES = (CAVP_CHECKPOINT,)
 CAVP_SOURCE = "Hugging Face repo SimianLuo/Diff-Foley, folder diff_foley_ckpt"
 
 
@@ -60,6 +63,10 @@ class CAVPConfig:
     def feat_dim(self) -> int:
         """Backbone output channels: 4 * base * 2**(stages-1) = 2048 for ResNet-50."""
         return Bottleneck3d.expansion * self.base_channels * 2 ** (len(self.stage_blocks) - 1)
+
+    def stream(self, num_frames: int) -> StreamSpec:
+        """One L2-normalised ``out_dim`` vector per frame."""
+        return StreamSpec.per_frame(self.out_dim, num_frames)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,6 +171,10 @@ class CAVPEncoder(nn.Module):
         feat = self.video_project_head(feat.transpose(1, 2))  # (B, T, out_dim)
         return F.normalize(feat, dim=-1) if normalize else feat  # eps 1e-12, per step
 
+    def encode(self, frames_uint8: torch.Tensor, clip: ClipConfig) -> torch.Tensor:
+        """The encoder contract (``extractors.encoders``): (B, T, H, W, 3) uint8 -> (B, T, out_dim) float32."""
+        return self(self.preprocess(frames_uint8)).float()
+
 
 # Keys of the contrastive CAVP checkpoint that video features do not use: the audio tower (Cnn14
 # ``spec_encoder``; ``spec_project_head`` is an ``nn.Identity`` without keys) and the temperature.
@@ -215,3 +226,11 @@ def load_cavp(path: str, cfg: CAVPConfig = CAVPConfig()) -> CAVPEncoder:
     model = CAVPEncoder(cfg)
     model.load_state_dict(read_cavp_checkpoint(path, cfg), strict=True)
     return model.eval().requires_grad_(False)
+
+
+def load_released(model: CAVPEncoder, weights_dir: str) -> None:
+    """``cavp_epoch66.ckpt`` from ``weights_dir``, converted and strictly checked."""
+    model.load_state_dict(read_cavp_checkpoint(os.path.join(weights_dir, CAVP_CHECKPOINT), model.cfg), strict=True)
+
+
+register_encoder(CAVPConfig, CAVPEncoder, RELEASED_FILES, load_released)

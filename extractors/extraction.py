@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from extractors.cache import FeatureCache
 from extractors.frames import resize_frames
 from extractors.manifest import ClipItem
+from extractors.presets import AUDIO_TARGET
 from extractors.video import DecodedClip, VideoReadError, read_clip
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,9 @@ def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def shared_frame_size(preset) -> int | None:
-    """The square size both video models resize to, if they agree (then workers resize once for both)."""
-    return preset.cavp.image_size if preset.cavp.image_size == preset.timechat.image_size else None
+    """The square size every visual encoder resizes to, if they agree (then workers resize once for all)."""
+    sizes = {getattr(config, "image_size", None) for config in preset.visual.values()}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def _one(decoded: Decoded) -> Decoded:
@@ -170,11 +172,11 @@ def decoded_batches(items: list[ClipItem], clip_config, batch_size: int, num_wor
 
 
 def encode_clips(extractors, clips: list[DecodedClip]) -> list[dict]:
-    """Features of each clip (frames and audio as numpy arrays or tensors): {cavp (T, Dc), timechat (W*Q, Dt), timechat_spans (W, 2), audiomae (N, Da) or None}.
+    """Features of each clip (frames and audio as numpy arrays or tensors): {stream name: (tokens, dim),
+    ..., audiomae: (N, Da) or None}, as float32 numpy arrays (the cache casts them to its dtype).
 
     Clips whose frames have the same decoded size go through the video models in one call; clips
-    with audio go through AudioMAE in one call. Results come back as float32 numpy arrays (the cache
-    casts them to its dtype).
+    with audio go through AudioMAE in one call.
     """
     out: list[dict] = [{} for _ in clips]
     by_size: dict[tuple, list[int]] = defaultdict(list)
@@ -182,20 +184,17 @@ def encode_clips(extractors, clips: list[DecodedClip]) -> list[dict]:
         by_size[clip.frames.shape].append(i)
     for indices in by_size.values():
         frames = torch.stack([torch.as_tensor(clips[i].frames) for i in indices])  # (b, T, H, W, 3) uint8
-        visual = extractors.encode_video(frames)
-        cavp = visual["cavp"].float().cpu().numpy()  # (b, T, Dc)
-        timechat = visual["timechat"].float().cpu().numpy()  # (b, W*Q, Dt)
-        spans = visual["timechat_spans"].cpu().numpy().astype(np.int32)  # (W, 2)
+        streams = {name: value.float().cpu().numpy() for name, value in extractors.encode_video(frames).items()}
         for j, i in enumerate(indices):
-            out[i].update(cavp=cavp[j], timechat=timechat[j], timechat_spans=spans)
+            out[i].update({name: value[j] for name, value in streams.items()})  # (tokens, dim) each
     with_audio = [i for i, clip in enumerate(clips) if clip.audio is not None]
     if with_audio:
         waveform = torch.stack([torch.as_tensor(clips[i].audio) for i in with_audio])  # (b, num_samples) float32
         tokens = extractors.encode_audio(waveform).float().cpu().numpy()  # (b, N, Da)
         for j, i in enumerate(with_audio):
-            out[i]["audiomae"] = tokens[j]
+            out[i][AUDIO_TARGET] = tokens[j]
     for features in out:
-        features.setdefault("audiomae", None)
+        features.setdefault(AUDIO_TARGET, None)
     return out
 
 

@@ -45,6 +45,9 @@ Implementation choices (all documented facts checked against the sources above):
   words, ``.``, ``0``..``99``, ``##0``..``##9``) that splits the sentence into the same pieces as
   bert-base-uncased for t < 100 s: ``[CLS] this frame is sampled at 0 . 0 second . [SEP]``
   (ids differ; the paper preset loads the real vocabulary).
+
+Length: one model per file (config, architecture, checkpoint conversion and loading read top to
+bottom, as nanoGPT's model.py); the converter's key rules need the architecture beside them.
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ from timm.models.eva import Eva
 from transformers import (Blip2QFormerConfig, Blip2QFormerModel, BertTokenizerFast, InstructBlipQFormerConfig,
                           InstructBlipQFormerModel)
 
+from extractors.clip import ClipConfig
+from extractors.encoders import StreamSpec, register_encoder
 from extractors.frames import resize_frames
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -146,6 +151,10 @@ class TimeChatConfig:
 
     def num_tokens(self, num_frames: int) -> int:
         return self.num_windows(num_frames) * self.video_num_query_tokens
+
+    def stream(self, num_frames: int) -> StreamSpec:
+        """``video_num_query_tokens`` tokens per window of ``window`` frames."""
+        return StreamSpec(self.hidden, tuple(self.window_spans(num_frames)), self.video_num_query_tokens)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -330,6 +339,11 @@ class TimeChatVisual(nn.Module):
         spans = torch.tensor(self.cfg.window_spans(t), dtype=torch.long, device="cpu")  # indices: always on CPU
         return tokens, spans
 
+    def encode(self, frames_uint8: torch.Tensor, clip: ClipConfig) -> torch.Tensor:
+        """The encoder contract (``extractors.encoders``): (B, T, H, W, 3) uint8 -> (B, W*Q, hidden) float32;
+        the timestamps come from ``clip.fps``."""
+        return self(self.preprocess(frames_uint8), fps=clip.fps)[0].float()
+
 
 # --------------------------------------------------------------------------- checkpoints
 
@@ -414,8 +428,12 @@ def merge_timechat_checkpoints(raw: dict[str, dict], cfg: TimeChatConfig = TimeC
     return merged
 
 
-def load_timechat_weights(model: TimeChatVisual, weights_dir: str) -> None:
-    """Load the three released files from ``weights_dir`` in TimeChat's order, strictly checked."""
+RELEASED_FILES = tuple(TIMECHAT_FILES)  # and the BERT tokenizer folder named by cfg.tokenizer
+
+
+def load_released(model: TimeChatVisual, weights_dir: str) -> None:
+    """The three released files from ``weights_dir`` in TimeChat's order, strictly checked, and the
+    BERT tokenizer from ``weights_dir/<cfg.tokenizer>`` (offline)."""
     raw = {}
     for name, source in TIMECHAT_FILES.items():
         path = os.path.join(weights_dir, name)
@@ -423,3 +441,13 @@ def load_timechat_weights(model: TimeChatVisual, weights_dir: str) -> None:
             raise FileNotFoundError(f"TimeChat checkpoint not found: {path} (download {name} from {source})")
         raw[name] = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(merge_timechat_checkpoints(raw, model.cfg), strict=True)
+    name = model.cfg.tokenizer
+    if name != BUILTIN_TOKENIZER:
+        path = name if os.path.isabs(name) else os.path.join(weights_dir, name)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"BERT tokenizer folder not found: {path} (save the Hugging Face "
+                                    f"'bert-base-uncased' tokenizer there with tokenizer.save_pretrained)")
+        model._tokenizer = build_tokenizer(path)
+
+
+register_encoder(TimeChatConfig, TimeChatVisual, RELEASED_FILES, load_released)

@@ -1,15 +1,23 @@
-"""`MapperConfig`: everything needed to rebuild a trained mapper, saved as config.json.
+"""What a mapper is: the choices (``MapperOptions``) and everything to rebuild it (``MapperConfig``).
 
-Besides the GPT-2 sizes and the ablation switches it records which extractor preset produced its
-inputs and which AudioLDM-2 its outputs condition, so `load_pipeline()` can pick the matching
-frozen models without being told. The feature dimensions are copied from the preset when the
-config is made (`MapperConfig.from_preset`), because a saved mapper must be usable on its own.
+``MapperOptions`` owns the architecture and the paper's ablation switches, with their defaults, in
+one place: the Lightning module takes it as ``model.mapper`` in the training YAML, and
+``MapperConfig`` stores its fields flat in config.json. Besides them the config records the shapes
+of the named visual feature streams it reads (copied from the extractor preset by
+``MapperConfig.from_preset``, because a saved mapper must be usable on its own), which preset
+produced them, and which AudioLDM-2 its outputs condition, so ``load_pipeline()`` can pick the
+matching frozen models without being told.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from transformers import PretrainedConfig
 
-ENCODERS = ("both", "cavp", "timechat")
+from extractors.encoders import StreamSpec
+
+ALL_STREAMS = "all"
 FUSIONS = ("concat_proj", "add", "time_cat")
 LOSSES = ("mse", "l1")
 MAPPER_TYPES = ("autoregressive", "diffusion")
@@ -20,80 +28,115 @@ def check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{field}={value!r} is not one of {', '.join(choices)}")
 
 
+@dataclass(frozen=True)
+class MapperOptions:
+    mapper_type: str = "autoregressive"  # paper: autoregressive; "diffusion" = Diff-Mapper ablation
+    encoders: str | list[str] = ALL_STREAMS  # visual streams that feed the mapper: "all", a name, or names
+    fusion: str = "concat_proj"  # how several streams are combined (paper ablation)
+    loss: str = "mse"  # paper: MSE; AudioLDM-2's own GPT-2 was trained with L1
+    n_layer: int = 12  # GPT-2 depth (paper: AudioLDM-2's GPT-2, 12 x 768)
+    n_head: int = 12
+    dropout: float = 0.1  # GPT-2's default residual/attention/embedding dropout
+    n_positions: int = 1024  # GPT-2's position table; only the prefix + audio tokens are used
+    diffusion_train_timesteps: int = 1000  # Diff-Mapper: noise levels seen in training
+    diffusion_inference_steps: int = 50  # Diff-Mapper: DDIM denoising steps at inference
+
+    def __post_init__(self):
+        check_choice("mapper_type", self.mapper_type, MAPPER_TYPES)
+        check_choice("fusion", self.fusion, FUSIONS)
+        check_choice("loss", self.loss, LOSSES)
+        if self.fusion != "concat_proj" and self.encoders != ALL_STREAMS and len(self.encoder_names) < 2:
+            # 'add' and 'time_cat' combine streams; with one there is nothing to fuse.
+            raise ValueError(f"fusion={self.fusion!r} combines several streams; encoders={self.encoders!r} selects one")
+
+    @property
+    def encoder_names(self) -> list[str] | None:
+        """The selected stream names; None for all of them."""
+        if self.encoders == ALL_STREAMS:
+            return None
+        return [self.encoders] if isinstance(self.encoders, str) else list(self.encoders)
+
+
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(MapperOptions))
+
+
+def paper_streams(num_frames: int = 40) -> dict[str, dict]:
+    """The paper's streams: CAVP (512, one per frame) and TimeChat (768, 32 per 32-frame window)."""
+    spans = tuple((s, min(s + 32, num_frames)) for s in range(0, num_frames, 32))
+    return {
+        "cavp": StreamSpec.per_frame(512, num_frames).to_dict(),
+        "timechat": StreamSpec(768, spans, 32).to_dict(),
+    }
+
+
 class MapperConfig(PretrainedConfig):
     model_type = "mfm_mapper"
 
     def __init__(
         self,
-        mapper_type: str = "autoregressive",  # paper: autoregressive; "diffusion" = Diff-Mapper ablation
-        encoders: str = "both",  # which visual features feed the mapper (paper ablation)
-        fusion: str = "concat_proj",  # how CAVP and TimeChat are combined (paper ablation)
-        loss: str = "mse",  # paper: MSE; AudioLDM-2's own GPT-2 was trained with L1
-        n_layer: int = 12,  # GPT-2 depth (paper: AudioLDM-2's GPT-2, 12 x 768)
-        n_head: int = 12,
-        dropout: float = 0.1,  # GPT-2's default residual/attention/embedding dropout
-        n_positions: int = 1024,  # GPT-2's position table; only num_frames + tokens are used
-        cavp_dim: int = 512,
-        timechat_dim: int = 768,
-        num_frames: int = 40,  # CAVP steps = clip frames (fps x seconds of the preset)
-        timechat_spans: list[list[int]] | None = None,  # [start, end) frames of each window
-        timechat_queries: int = 32,  # video Q-Former tokens per window
+        streams: dict[str, dict] | None = None,  # stream name -> StreamSpec.to_dict()
+        stream_order: list[str] | None = None,  # fusion order (config.json sorts dict keys; a list keeps it)
+        num_frames: int = 40,  # frames of the clip window (fps x seconds of the preset)
         num_audio_tokens: int = 8,  # pooled AudioMAE tokens (the GPT-2 stream of AudioLDM-2)
         audio_token_dim: int = 768,  # = GPT-2 width: outputs are fed back as inputs
         extractor_preset: str = "paper",
         extractor_fingerprint: str = "",
         audioldm2: str = "cvssp/audioldm2",
-        diffusion_train_timesteps: int = 1000,  # Diff-Mapper: noise levels seen in training
-        diffusion_inference_steps: int = 50,  # Diff-Mapper: DDIM denoising steps at inference
         **kwargs,
     ):
-        check_choice("mapper_type", mapper_type, MAPPER_TYPES)
-        check_choice("encoders", encoders, ENCODERS)
-        check_choice("fusion", fusion, FUSIONS)
-        check_choice("loss", loss, LOSSES)
-        if fusion != "concat_proj" and encoders != "both":
-            # 'add' and 'time_cat' combine two encoders; with one encoder there is nothing to fuse.
-            raise ValueError(f"fusion={fusion!r} needs encoders='both' (got encoders={encoders!r})")
-        self.mapper_type, self.encoders, self.fusion, self.loss = mapper_type, encoders, fusion, loss
-        self.n_layer, self.n_head, self.dropout, self.n_positions = n_layer, n_head, dropout, n_positions
-        self.cavp_dim, self.timechat_dim, self.num_frames = cavp_dim, timechat_dim, num_frames
-        self.timechat_spans = timechat_spans if timechat_spans is not None else [[0, 32], [32, 40]]
-        self.timechat_queries = timechat_queries
-        self.num_audio_tokens, self.audio_token_dim = num_audio_tokens, audio_token_dim
+        options = MapperOptions(**{name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs})
+        for name in OPTION_NAMES:
+            setattr(self, name, getattr(options, name))
+        self.streams = streams if streams is not None else paper_streams(num_frames)
+        self.stream_order = list(stream_order) if stream_order is not None else list(self.streams)
+        if sorted(self.stream_order) != sorted(self.streams):
+            raise ValueError(f"stream_order {self.stream_order} does not name the streams {sorted(self.streams)}")
+        self.num_frames, self.num_audio_tokens, self.audio_token_dim = num_frames, num_audio_tokens, audio_token_dim
         self.extractor_preset, self.extractor_fingerprint = extractor_preset, extractor_fingerprint
         self.audioldm2 = audioldm2
-        self.diffusion_train_timesteps = diffusion_train_timesteps
-        self.diffusion_inference_steps = diffusion_inference_steps
+        unknown = [name for name in (options.encoder_names or []) if name not in self.streams]
+        if unknown:
+            raise ValueError(f"encoders {unknown} are not among the streams {list(self.streams)}")
+        if options.fusion != "concat_proj" and len(self.selected_streams) < 2:
+            raise ValueError(f"fusion={options.fusion!r} combines several streams; only {list(self.selected_streams)} selected")
+        for name, spec in self.selected_streams.items():
+            if any(end > num_frames for _, end in spec.spans):
+                raise ValueError(f"stream {name!r} spans {spec.spans} reach past the clip's {num_frames} frames")
         super().__init__(**kwargs)
 
     @property
-    def timechat_tokens(self) -> int:
-        return len(self.timechat_spans) * self.timechat_queries
+    def options(self) -> MapperOptions:
+        return MapperOptions(**{name: getattr(self, name) for name in OPTION_NAMES})
+
+    @property
+    def selected_streams(self) -> dict[str, StreamSpec]:
+        """The streams that feed the mapper, in fusion order."""
+        names = self.options.encoder_names or self.stream_order
+        return {name: StreamSpec.from_dict(self.streams[name]) for name in self.stream_order if name in names}
 
     @property
     def prefix_length(self) -> int:
         """Number of fused visual tokens in front of the audio tokens."""
         if self.fusion == "time_cat":
-            return self.num_frames + self.timechat_tokens
+            return sum(spec.num_tokens for spec in self.selected_streams.values())
         return self.num_frames
 
     @classmethod
-    def from_preset(cls, preset, **kwargs) -> "MapperConfig":
-        """Copy feature shapes from an extractor preset (name or `ExtractorPreset`)."""
+    def from_preset(cls, preset, options: MapperOptions | None = None, **kwargs) -> "MapperConfig":
+        """A mapper for the features of an extractor preset (name or ``ExtractorPreset``), with
+        ``options`` and/or single option keywords (``n_layer=2``)."""
         from extractors.presets import get_preset
 
         preset = get_preset(preset) if isinstance(preset, str) else preset
         dims = preset.dims
         return cls(
-            cavp_dim=dims.cavp_dim,
-            timechat_dim=dims.timechat_dim,
+            streams={name: spec.to_dict() for name, spec in dims.streams.items()},
+            stream_order=list(dims.streams),
             num_frames=dims.num_frames,
-            timechat_spans=[list(span) for span in preset.timechat.window_spans(dims.num_frames)],
-            timechat_queries=dims.timechat_tokens // dims.num_windows,
             num_audio_tokens=dims.num_audio_tokens,
             audio_token_dim=dims.audio_token_dim,
             extractor_preset=preset.name,
             extractor_fingerprint=preset.fingerprint(),
             audioldm2=preset.audioldm2,
-            **kwargs,
+            **{**dataclasses.asdict(options or MapperOptions()), **kwargs},  # single options override `options`
         )

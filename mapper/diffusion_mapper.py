@@ -11,6 +11,8 @@ Inference: start from Gaussian noise and denoise with DDIM for `diffusion_infere
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
@@ -49,17 +51,17 @@ class DiffusionMapperModel(MapperBase):
         hidden = self.gpt2(inputs_embeds=torch.cat([time, fused, noisy, queries], dim=1)).last_hidden_state
         return hidden[:, -self.config.num_audio_tokens :]
 
-    def training_loss(self, cavp: torch.Tensor, timechat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def training_loss(self, features: Mapping[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         scheduler = self._train_scheduler()
         noise = torch.randn_like(target)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (target.shape[0],), device=target.device)
         noisy = scheduler.add_noise(target, noise, timesteps)
-        return regression_loss(self.config.loss, self.denoise(self.fuse(cavp, timechat), noisy, timesteps), target)
+        return regression_loss(self.config.loss, self.denoise(self.fuse(features), noisy, timesteps), target)
 
     @torch.no_grad()
-    def generate(self, cavp: torch.Tensor, timechat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(self, features: Mapping[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
         """Iterative DDIM denoising from Gaussian noise -> (B, N, D)."""
-        fused = self.fuse(cavp, timechat)
+        fused = self.fuse(features)
         scheduler = DDIMScheduler.from_config(self._train_scheduler().config)
         scheduler.set_timesteps(self.config.diffusion_inference_steps, device=fused.device)
         shape = (fused.shape[0], self.config.num_audio_tokens, self.config.audio_token_dim)

@@ -1,21 +1,23 @@
-"""Time-aligned fusion of CAVP and TimeChat features into the mapper's input tokens.
+"""Time-aligned fusion of named visual feature streams into the mapper's input tokens.
 
-Alignment rule (used by `concat_proj`, `add` and TimeChat-only input). CAVP gives one vector per
-frame (T steps). TimeChat gives Q tokens per sliding window, each window covering frames
-[start, end). Frame t takes the tokens of the window that covers it, adaptively average-pooled
-from Q tokens down (or, for windows longer than Q frames, repeated up) to the window's frame
-count, in order — exactly `F.adaptive_avg_pool1d(window_tokens, end - start)`. With the paper's
-40 frames, Q = 32: frames 0..31 take one token each of window 0, frames 32..39 take the means of
-four consecutive tokens of window 1. The rule is a fixed (T, W*Q) averaging matrix, so alignment
-is a single matmul and differentiable.
+Alignment rule. Every stream is windows of Q tokens, window w covering frames spans[w] = [start,
+end) (``extractors.encoders.StreamSpec``). Frame t takes the tokens of the window that covers it,
+adaptively average-pooled from Q tokens down (or, for windows longer than Q frames, repeated up)
+to the window's frame count, in order: exactly ``F.adaptive_avg_pool1d(window_tokens, end - start)``.
+A per-frame stream (CAVP: one window of T tokens over T frames) is its own alignment. With the
+paper's TimeChat (40 frames, Q = 32), frames 0..31 take one token each of window 0, frames 32..39
+take the means of four consecutive tokens of window 1. The rule is a fixed (T, W*Q) averaging
+matrix, so alignment is a single matmul and differentiable.
 
-Fusion modes (paper ablations):
-- concat_proj: concat(CAVP, aligned TimeChat) along channels -> Linear -> width  (paper)
-- add:         Linear(CAVP) + Linear(aligned TimeChat)
-- time_cat:    [Linear(CAVP) ; Linear(TimeChat)] along time, no alignment (T + W*Q tokens)
-With a single encoder the chosen features go through one Linear.
+Fusion modes (paper ablations), over the selected streams in the config's order:
+- concat_proj: concat(aligned streams) along channels -> Linear -> width  (paper: CAVP ; TimeChat)
+- add:         sum of Linear(aligned stream)
+- time_cat:    [Linear(stream) ; ...] along time, no alignment (the streams' token counts add up)
+With a single stream it goes through one Linear (after alignment).
 """
 from __future__ import annotations
+
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -23,7 +25,7 @@ from torch import nn
 from mapper.config import MapperConfig
 
 
-def alignment_matrix(spans: list[list[int]], queries: int, num_frames: int) -> torch.Tensor:
+def alignment_matrix(spans, queries: int, num_frames: int) -> torch.Tensor:
     """(num_frames, len(spans) * queries) matrix mapping window tokens to frames."""
     # Explicit CPU: built from config, also when the model is constructed on the meta device.
     matrix = torch.zeros(num_frames, len(spans) * queries, device="cpu")
@@ -37,41 +39,50 @@ def alignment_matrix(spans: list[list[int]], queries: int, num_frames: int) -> t
     covered = matrix.sum(dim=1)
     if not torch.allclose(covered, torch.ones_like(covered)):
         missing = (covered == 0).nonzero().flatten().tolist()
-        raise ValueError(f"TimeChat windows {spans} leave frames {missing} uncovered")
+        raise ValueError(f"windows {spans} leave frames {missing} uncovered")
     return matrix
 
 
 class VisualFusion(nn.Module):
     def __init__(self, config: MapperConfig):
         super().__init__()
-        self.mode, self.encoders = config.fusion, config.encoders
+        self.mode = config.fusion
+        self.streams = config.selected_streams  # name -> StreamSpec, in fusion order
         width = config.audio_token_dim
-        self.register_buffer("align", torch.empty(0), persistent=False)
         self.reset_alignment(config)
-        if self.encoders == "both" and self.mode == "concat_proj":
-            self.proj = nn.Linear(config.cavp_dim + config.timechat_dim, width)
+        if self.mode == "concat_proj" and len(self.streams) > 1:
+            self.proj = nn.Linear(sum(spec.dim for spec in self.streams.values()), width)
         else:
-            if self.encoders in ("both", "cavp"):
-                self.cavp_proj = nn.Linear(config.cavp_dim, width)
-            if self.encoders in ("both", "timechat"):
-                self.timechat_proj = nn.Linear(config.timechat_dim, width)
+            self.projections = nn.ModuleDict({name: nn.Linear(spec.dim, width) for name, spec in self.streams.items()})
 
     def reset_alignment(self, config: MapperConfig) -> None:
-        align = alignment_matrix(config.timechat_spans, config.timechat_queries, config.num_frames)
-        self.align = align.to(self.align.device)  # (T, W*Q)
+        """(Re)build the alignment matrices from the config (derived, never saved)."""
+        for name, spec in config.selected_streams.items():
+            if _is_per_frame(spec, config.num_frames):
+                continue  # already one token per frame
+            old = getattr(self, f"align_{name}", None)
+            align = alignment_matrix(spec.spans, spec.queries, config.num_frames)  # (T, W*Q)
+            self.register_buffer(f"align_{name}", align.to(old.device) if old is not None else align, persistent=False)
 
-    def aligned(self, timechat: torch.Tensor) -> torch.Tensor:
-        # (T, W*Q) @ (B, W*Q, D) -> (B, T, D)
-        return torch.matmul(self.align.to(timechat.dtype), timechat)
+    def aligned(self, name: str, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, W*Q, D) tokens of stream ``name`` -> (B, T, D), one per frame."""
+        align = getattr(self, f"align_{name}", None)
+        if align is None:
+            return tokens
+        return torch.matmul(align.to(tokens.dtype), tokens)  # (T, W*Q) @ (B, W*Q, D)
 
-    def forward(self, cavp: torch.Tensor, timechat: torch.Tensor) -> torch.Tensor:
-        """cavp (B, T, Dc), timechat (B, W*Q, Dt) -> fused (B, prefix_length, width)."""
-        if self.encoders == "cavp":
-            return self.cavp_proj(cavp)
-        if self.encoders == "timechat":
-            return self.timechat_proj(self.aligned(timechat))
-        if self.mode == "concat_proj":
-            return self.proj(torch.cat([cavp, self.aligned(timechat)], dim=-1))
-        if self.mode == "add":
-            return self.cavp_proj(cavp) + self.timechat_proj(self.aligned(timechat))
-        return torch.cat([self.cavp_proj(cavp), self.timechat_proj(timechat)], dim=1)  # time_cat
+    def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """{stream name: (B, tokens, dim)} -> fused (B, prefix_length, width)."""
+        missing = [name for name in self.streams if name not in features]
+        if missing:
+            raise KeyError(f"the mapper reads the streams {list(self.streams)}; missing {missing}")
+        if self.mode == "time_cat":
+            return torch.cat([self.projections[name](features[name]) for name in self.streams], dim=1)
+        aligned = {name: self.aligned(name, features[name]) for name in self.streams}
+        if self.mode == "concat_proj" and len(self.streams) > 1:
+            return self.proj(torch.cat(list(aligned.values()), dim=-1))
+        return sum(self.projections[name](tokens) for name, tokens in aligned.items())  # add, or one stream
+
+
+def _is_per_frame(spec, num_frames: int) -> bool:
+    return tuple(spec.spans) == ((0, num_frames),) and spec.queries == num_frames

@@ -8,6 +8,8 @@ is why the GPT-2 width equals the AudioMAE token width and there is no LM head.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2Model, PreTrainedModel
@@ -41,7 +43,7 @@ class MapperBase(PreTrainedModel):
 
     config_class = MapperConfig
     base_model_prefix = "mapper"
-    main_input_name = "cavp"
+    main_input_name = "features"
 
     def __init__(self, config: MapperConfig):
         super().__init__(config)
@@ -71,27 +73,28 @@ class MapperBase(PreTrainedModel):
         if missing or unexpected:
             raise ValueError(f"GPT-2 init mismatch: missing {missing}, unexpected {unexpected}")
 
-    def fuse(self, cavp: torch.Tensor, timechat: torch.Tensor) -> torch.Tensor:
-        return self.fusion(cavp, timechat)  # (B, S, D)
+    def fuse(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """{stream name: (B, tokens, dim)} -> (B, S, D) fused visual prefix."""
+        return self.fusion(features)
 
 
 class MapperModel(MapperBase):
     """The paper's autoregressive mapper."""
 
-    def forward(self, cavp: torch.Tensor, timechat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: Mapping[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
         """Teacher-forced predictions (B, N, D) of `target` (B, N, D)."""
-        prefix = self.fuse(cavp, timechat)  # (B, S, D)
+        prefix = self.fuse(features)  # (B, S, D)
         inputs = torch.cat([prefix, target[:, :-1].to(prefix.dtype)], dim=1)  # (B, S+N-1, D)
         hidden = self.gpt2(inputs_embeds=inputs).last_hidden_state
         return hidden[:, prefix.shape[1] - 1 :]  # (B, N, D)
 
-    def training_loss(self, cavp: torch.Tensor, timechat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return regression_loss(self.config.loss, self(cavp, timechat, target), target)
+    def training_loss(self, features: Mapping[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        return regression_loss(self.config.loss, self(features, target), target)
 
     @torch.no_grad()
-    def generate(self, cavp: torch.Tensor, timechat: torch.Tensor) -> torch.Tensor:
+    def generate(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """N cached autoregressive steps -> predicted AudioMAE tokens (B, N, D)."""
-        out = self.gpt2(inputs_embeds=self.fuse(cavp, timechat), use_cache=True)
+        out = self.gpt2(inputs_embeds=self.fuse(features), use_cache=True)
         step = out.last_hidden_state[:, -1:]  # (B, 1, D): prediction of token 0
         tokens = [step]
         for _ in range(self.config.num_audio_tokens - 1):

@@ -21,6 +21,8 @@ import logging
 import os
 import sys
 
+from recipes.cli import ITEMS_FAILED, usage_error
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m recipes.extract_features")
@@ -64,15 +66,14 @@ def main(argv=None) -> int:
         if cache.exists():  # every rank checks, read-only, before any process starts
             cache.initialise(preset, dtype=args.dtype, require_audio=not args.inference)
     except (FileNotFoundError, ValueError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
 
     report = run(args, items, preset, cache)
     if report is None:
         return 0  # a rank other than 0: rank 0 reports for everyone
     print(report.summary())
     nothing_worked = report.extracted == 0 and report.failed and report.skipped_done == 0
-    return 1 if nothing_worked else 0
+    return ITEMS_FAILED if nothing_worked else 0
 
 
 def run(args: argparse.Namespace, items, preset, cache):

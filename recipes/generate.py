@@ -5,7 +5,7 @@ VGGSound-style CSV (id,start,label,split; videos in --video-dir, default: videos
 whose labels are used unless --label is given; a folder with a metadata.csv uses that. OUT is a
 folder (one {id}.wav per video, and {id}.mp4 with --mp4), or for a single video also a .wav path.
 Videos are rendered in batches through the UNet; a video that cannot be read is reported and
-skipped, the others are written, and the exit status is 1 if any failed. --skip-existing
+skipped, the others are written, and the exit status is 1 if any failed (2: a wrong command line). --skip-existing
 resumes an interrupted batch. Without --mapper the mapper of the last train_mapper run is used.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from extractors.manifest import VIDEO_SUFFIXES, list_clips
 from extractors.video import MediaReadError, probe_duration
 from mapper.generation.long_form import JOIN_MODES
 from mapper.generation.sampling import NEGATIVE_MODES, SAMPLING_PRESETS
+from recipes.cli import ITEMS_FAILED, usage_error
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -132,8 +133,7 @@ def main(argv=None) -> int:
         )  # fmt: skip
         long_form = LongFormConfig(args.mode, **({} if args.overlap is None else {"overlap_seconds": args.overlap}))
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return usage_error(error)
     if args.skip_existing:
         jobs = [j for j in jobs if not (j.wav.is_file() and (j.mp4 is None or j.mp4.is_file()))]
     if not jobs:
@@ -144,13 +144,12 @@ def main(argv=None) -> int:
             probe_duration(jobs[0].video)
         except MediaReadError as error:
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return ITEMS_FAILED
     try:
         pipeline = load_pipeline(mapper=args.mapper, audioldm2=args.audioldm2, extractors=args.extractors,
                                  device=args.device, dtype=args.dtype, progress=not args.no_progress)  # fmt: skip
     except (FileNotFoundError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return usage_error(error)
     pipeline.set_progress_bar_config(disable=args.no_progress, leave=False)  # step bars vanish when done
     requests = [GenerationRequest(j.video, j.label, j.start, args.duration, args.reference_audio) for j in jobs]
     sinks: dict[int, WavSink] = {}
@@ -185,7 +184,7 @@ def main(argv=None) -> int:
             sink.close(ok=False)
     if failed and len(jobs) > 1:
         print(f"{len(failed)} of {len(jobs)} videos failed:\n  " + "\n  ".join(failed), file=sys.stderr)
-    return 1 if failed else 0
+    return ITEMS_FAILED if failed else 0
 
 
 if __name__ == "__main__":

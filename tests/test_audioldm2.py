@@ -83,6 +83,7 @@ def test_tiny_build_is_deterministic_and_leaves_global_rng_alone():
     assert any(not torch.equal(first[k], other[k]) for k in first)
 
 
+@pytest.mark.slow
 def test_tiny_build_is_identical_in_another_process():
     """Features cached or mappers trained against "tiny" in one process must match it in the next."""
     script = "from tests.test_audioldm2 import *; print(weights_digest(build_tiny_audioldm2()))"

@@ -45,14 +45,16 @@ def test_cache_rows_have_preset_shapes_and_float16(videos_with_bad_files, tmp_pa
     rows = FeatureCache(cache_dir).load(preset)
     assert {rows.features[name].dtype for name in ("cavp", "timechat", "audiomae")} == {"float16"}  # on disk
     row = rows.with_format("numpy")[0]
-    assert row["cavp"].shape == (dims.num_frames, dims.cavp_dim)
-    assert row["timechat"].shape == (dims.timechat_tokens, dims.timechat_dim)
+    cavp_dim, timechat_dim = preset.visual["cavp"].out_dim, preset.visual["timechat"].hidden
+    assert row["cavp"].shape == (dims.num_frames, cavp_dim)
+    assert row["timechat"].shape == (dims.streams["timechat"].num_tokens, timechat_dim)
     assert row["audiomae"].shape == (dims.num_audio_tokens, dims.audio_token_dim)
-    assert row["timechat_spans"].tolist() == [list(s) for s in preset.timechat.window_spans(dims.num_frames)]
     assert row["preset"] == "tiny" and row["preset_fingerprint"] == preset.fingerprint()
     np.testing.assert_allclose(np.linalg.norm(row["cavp"].astype(np.float32), axis=-1), 1.0, atol=2e-3)
     meta = json.loads((cache_dir / "cache.json").read_text())
-    assert meta["preset_config"]["cavp"]["out_dim"] == dims.cavp_dim and meta["dtype"] == "float16"
+    assert meta["preset_config"]["visual"]["cavp"]["out_dim"] == cavp_dim and meta["dtype"] == "float16"
+    spans = [list(s) for s in preset.visual["timechat"].window_spans(dims.num_frames)]
+    assert meta["streams"]["timechat"]["spans"] == spans and meta["streams"]["cavp"]["spans"] == [[0, dims.num_frames]]
 
 
 def test_loading_a_cache_with_another_preset_is_a_clear_error(videos_with_bad_files, tmp_path):
@@ -73,7 +75,6 @@ def _synthetic_row(clip_id: str, preset) -> dict:
     shapes = {name: tuple(shape) for name, shape in feature_shapes(preset).items()}
     rng = np.random.default_rng(abs(hash(clip_id)) % 2**32)
     row = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
-    row["timechat_spans"] = np.asarray(preset.timechat.window_spans(preset.dims.num_frames), np.int32)
     return {"id": clip_id, "label": "", "split": "train", "start": 0.0, "duration": 10.0, "num_valid_frames": 40, **row}
 
 

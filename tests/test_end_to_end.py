@@ -8,6 +8,8 @@ import mapper
 from extractors.manifest import list_clips
 from recipes import generate, train_mapper
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def trained(toy_world, tmp_path_factory, monkeypatch_module):

@@ -11,10 +11,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from extractors.cache import FeatureCache
 from extractors.presets import get_preset
 from recipes import extract_features
+
+pytestmark = [pytest.mark.ddp, pytest.mark.slow]
 
 BAD = ("not_a_video", "missing_file")
 
@@ -50,7 +53,7 @@ def test_two_process_extraction_equals_one_process(toy_world, tmp_path, capsys):
     assert {p.name[:7] for p in two.shard_paths()} == {"rank000", "rank001"}
     a, b = two.load(preset).with_format("numpy"), one.load(preset).with_format("numpy")
     assert list(a["id"]) == list(b["id"]) == sorted({row.split(",")[0] for row in rows} - set(BAD))
-    for name in ("cavp", "timechat", "audiomae", "timechat_spans", "num_valid_frames", "start", "duration"):
+    for name in ("cavp", "timechat", "audiomae", "num_valid_frames", "start", "duration"):
         np.testing.assert_allclose(np.stack(a[name]).astype(np.float32), np.stack(b[name]).astype(np.float32),
                                    atol=2e-3, err_msg=name)
     assert [f["id"] for f in two.failures()] == [f["id"] for f in one.failures()] == sorted(BAD)

@@ -19,6 +19,8 @@ from extractors.manifest import list_clips
 from extractors.presets import get_preset
 from recipes import extract_features
 
+pytestmark = [pytest.mark.slow]
+
 BAD = ("not_a_video", "truncated", "missing_file")
 
 

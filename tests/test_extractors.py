@@ -19,7 +19,7 @@ from extractors.fbank import LOG_FLOOR_EPS, kaldi_fbank, mel_scale, num_frames
 from extractors.frozen import FrozenExtractors
 from extractors.presets import PRESETS, ExtractorPreset, feature_dims, get_preset, register_preset
 from extractors.timechat import (TIMECHAT_FILES, TimeChatConfig, TimeChatVisual, build_tokenizer,
-                                 load_timechat_weights)
+                                 load_released)
 
 TINY = get_preset("tiny")
 
@@ -174,7 +174,7 @@ def test_audiomae_input_pads_waveform_then_rows_and_normalises():
 # --------------------------------------------------------------------------- CAVP
 
 def test_cavp_tiny_is_l2_normalised_per_step():
-    model = CAVPEncoder(TINY.cavp).eval()
+    model = CAVPEncoder(TINY.visual["cavp"]).eval()
     with torch.inference_mode():
         out = model(model.preprocess(_frames()))
     assert out.shape == (1, 40, 32)
@@ -183,7 +183,7 @@ def test_cavp_tiny_is_l2_normalised_per_step():
 
 def test_cavp_preprocess_squashes_to_unit_range_without_normalisation():
     frames = torch.full((1, 2, 30, 50, 3), 255, dtype=torch.uint8)
-    x = CAVPEncoder(TINY.cavp).preprocess(frames)
+    x = CAVPEncoder(TINY.visual["cavp"]).preprocess(frames)
     assert x.shape == (1, 2, 3, 64, 64)
     torch.testing.assert_close(x, torch.ones_like(x))
 
@@ -191,7 +191,7 @@ def test_cavp_preprocess_squashes_to_unit_range_without_normalisation():
 def test_cavp_temporal_mixing_only_in_inflated_stages():
     """1 inflated block in stages 3 and 4 each: a frame influences exactly its +-2 neighbours."""
     torch.manual_seed(0)
-    model = CAVPEncoder(TINY.cavp).eval()
+    model = CAVPEncoder(TINY.visual["cavp"]).eval()
     x = torch.rand(1, 12, 3, 64, 64)
     y = x.clone()
     y[:, 5] = torch.rand(3, 64, 64)
@@ -224,16 +224,16 @@ def _as_released_cavp(model):
 
 def test_cavp_converter_round_trip_and_load(tmp_path):
     torch.manual_seed(1)
-    source = CAVPEncoder(TINY.cavp).eval()
+    source = CAVPEncoder(TINY.visual["cavp"]).eval()
     released = _as_released_cavp(source)
     for k in ("module.video_encoder.conv1.conv.weight", "module.video_encoder.layer1.0.downsample.conv.weight",
               "module.video_encoder.layer3.0.conv1.bn.running_mean", "module.video_project_head.weight"):
         assert k in released["state_dict"]
-    converted = convert_cavp_checkpoint(released, TINY.cavp)
+    converted = convert_cavp_checkpoint(released, TINY.visual["cavp"])
     assert converted.keys() == source.state_dict().keys()
     path = tmp_path / "cavp_epoch66.ckpt"
     torch.save(released, path)
-    loaded = load_cavp(str(path), TINY.cavp)
+    loaded = load_cavp(str(path), TINY.visual["cavp"])
     x = torch.rand(1, 6, 3, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), source(x), rtol=0, atol=0)
@@ -241,16 +241,16 @@ def test_cavp_converter_round_trip_and_load(tmp_path):
 
 
 def test_cavp_converter_names_missing_and_unexpected_keys():
-    released = _as_released_cavp(CAVPEncoder(TINY.cavp))
+    released = _as_released_cavp(CAVPEncoder(TINY.visual["cavp"]))
     del released["state_dict"]["module.video_encoder.layer2.0.conv2.bn.weight"]
     with pytest.raises(RuntimeError, match="video_encoder.layer2.0.conv2.bn.weight"):
-        convert_cavp_checkpoint(released, TINY.cavp)
-    released = _as_released_cavp(CAVPEncoder(TINY.cavp))
+        convert_cavp_checkpoint(released, TINY.visual["cavp"])
+    released = _as_released_cavp(CAVPEncoder(TINY.visual["cavp"]))
     released["state_dict"]["module.video_encoder.layer9.weight"] = torch.zeros(1)
     with pytest.raises(RuntimeError, match="video_encoder.layer9.weight"):
-        convert_cavp_checkpoint(released, TINY.cavp)
+        convert_cavp_checkpoint(released, TINY.visual["cavp"])
     with pytest.raises(RuntimeError, match="size mismatch"):
-        convert_cavp_checkpoint(_as_released_cavp(CAVPEncoder(TINY.cavp)), CAVPConfig())
+        convert_cavp_checkpoint(_as_released_cavp(CAVPEncoder(TINY.visual["cavp"])), CAVPConfig())
 
 
 def test_cavp_missing_file_error_says_where_to_get_it(tmp_path):
@@ -261,7 +261,7 @@ def test_cavp_missing_file_error_says_where_to_get_it(tmp_path):
 # --------------------------------------------------------------------------- TimeChat
 
 def test_timestamps_and_builtin_tokenizer_match_bert_pieces():
-    model = TimeChatVisual(TINY.timechat)
+    model = TimeChatVisual(TINY.visual["timechat"])
     sentences = model.timestamps(40, 4.0)
     assert sentences[0] == "This frame is sampled at 0.0 second."
     assert sentences[1] == "This frame is sampled at 0.2 second."  # round(0.25, 1), as TimeChat's load_video
@@ -274,7 +274,7 @@ def test_timestamps_and_builtin_tokenizer_match_bert_pieces():
 
 def test_timechat_tiny_windows_are_independent():
     torch.manual_seed(0)
-    model = TimeChatVisual(TINY.timechat).eval()
+    model = TimeChatVisual(TINY.visual["timechat"]).eval()
     frames = model.preprocess(_frames())
     assert frames.shape == (1, 40, 3, 56, 56)
     changed = frames.clone()
@@ -337,31 +337,33 @@ def _write_released_timechat(model, folder):
 
 def test_timechat_released_checkpoints_load_in_order(tmp_path):
     torch.manual_seed(3)
-    source = TimeChatVisual(TINY.timechat).eval()
+    source = TimeChatVisual(TINY.visual["timechat"]).eval()
     _write_released_timechat(source, tmp_path)
     torch.manual_seed(4)
-    target = TimeChatVisual(TINY.timechat).eval()
-    load_timechat_weights(target, str(tmp_path))
+    target = TimeChatVisual(TINY.visual["timechat"]).eval()
+    load_released(target, str(tmp_path))
     frames = torch.randn(1, 40, 3, 56, 56)
     with torch.inference_mode():
         torch.testing.assert_close(target(frames, 4.0)[0], source(frames, 4.0)[0], rtol=0, atol=0)
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}/bert-base-uncased"):  # the paper's tokenizer folder
+        load_released(TimeChatVisual(replace(TINY.visual["timechat"], tokenizer="bert-base-uncased")), str(tmp_path))
 
 
 def test_timechat_missing_checkpoint_is_named(tmp_path):
     torch.save({}, tmp_path / "eva_vit_g.pth")
     with pytest.raises(FileNotFoundError, match="instruct_blip_vicuna7b_trimmed.pth.*storage.googleapis.com"):
-        load_timechat_weights(TimeChatVisual(TINY.timechat), str(tmp_path))
+        load_released(TimeChatVisual(TINY.visual["timechat"]), str(tmp_path))
     assert list(TIMECHAT_FILES) == ["eva_vit_g.pth", "instruct_blip_vicuna7b_trimmed.pth", "timechat_7b.pth"]
 
 
 def test_timechat_incomplete_checkpoint_names_the_key(tmp_path):
-    source = TimeChatVisual(TINY.timechat)
+    source = TimeChatVisual(TINY.visual["timechat"])
     _write_released_timechat(source, tmp_path)
     ckpt = torch.load(tmp_path / "timechat_7b.pth", weights_only=True)
     del ckpt["model"]["video_Qformer.bert.encoder.layer.1.output_query.dense.weight"]
     torch.save(ckpt, tmp_path / "timechat_7b.pth")
     with pytest.raises(RuntimeError, match=r"video_qformer.encoder.layer.1.output_query.dense.weight"):
-        load_timechat_weights(TimeChatVisual(TINY.timechat), str(tmp_path))
+        load_released(TimeChatVisual(TINY.visual["timechat"]), str(tmp_path))
 
 
 # --------------------------------------------------------------------------- AudioMAE
@@ -422,10 +424,12 @@ def test_audiomae_converter_accepts_mae_and_audioldm2_layouts():
 def test_presets_dims_without_building_models():
     assert feature_dims("paper") == get_preset("paper").dims
     paper = get_preset("paper").dims
-    assert (paper.num_frames, paper.cavp_dim, paper.timechat_dim, paper.num_windows, paper.timechat_tokens,
+    cavp, timechat = paper.streams["cavp"], paper.streams["timechat"]
+    assert (paper.num_frames, cavp.dim, timechat.dim, len(timechat.spans), timechat.num_tokens,
             paper.num_audio_tokens, paper.audio_token_dim) == (40, 512, 768, 2, 64, 8, 768)
+    assert list(paper.streams) == ["cavp", "timechat"] and cavp.shape == (40, 512)  # fusion order
     tiny = TINY.dims
-    assert (tiny.num_frames, tiny.num_windows, tiny.num_audio_tokens) == (40, 2, 8)
+    assert (tiny.num_frames, len(tiny.streams["timechat"].spans), tiny.num_audio_tokens) == (40, 2, 8)
     assert TINY.clip == get_preset("paper").clip and TINY.audioldm2 == "tiny"
 
 
@@ -435,10 +439,12 @@ def test_preset_dict_and_fingerprint(monkeypatch):
     assert TINY.fingerprint() != get_preset("paper").fingerprint()
     assert replace(TINY, seed=1).fingerprint() != TINY.fingerprint()
     assert replace(TINY, weights_dir="/a").fingerprint() == replace(TINY, weights_dir="/b").fingerprint()
-    monkeypatch.setenv("MFM_WEIGHTS", "/somewhere/weights")
-    assert get_preset("paper").weights_dir == "/somewhere/weights"
+    monkeypatch.setenv("MFM_WEIGHTS", "/somewhere/weights")  # read when weights load, not at import
+    assert get_preset("paper").resolved_weights_dir() == "/somewhere/weights"
+    assert TINY.resolved_weights_dir() is None  # random presets never read it
+    released = get_preset("paper").fingerprint()
     monkeypatch.delenv("MFM_WEIGHTS")
-    assert get_preset("paper").weights_dir is None
+    assert get_preset("paper").resolved_weights_dir() is None and get_preset("paper").fingerprint() != released
     with pytest.raises(KeyError, match="unknown extractor preset"):
         get_preset("nope")
     with pytest.raises(KeyError, match="already registered"):
@@ -452,11 +458,13 @@ def test_frozen_tiny_encode_shapes(tiny_extractors):
     fx = tiny_extractors
     assert not fx.training and not any(p.requires_grad for p in fx.parameters())
     video = fx.encode_video(_frames(b=2))
-    assert video["cavp"].shape == (2, 40, fx.cavp_dim) and video["cavp"].dtype == torch.float32
-    assert video["timechat"].shape == (2, fx.timechat_tokens, fx.timechat_dim)
-    assert video["timechat_spans"].tolist() == [[0, 32], [32, 40]] and fx.num_windows == 2
+    streams = fx.dims.streams
+    assert list(video) == ["cavp", "timechat"]
+    assert video["cavp"].shape == (2, 40, streams["cavp"].dim) and video["cavp"].dtype == torch.float32
+    assert video["timechat"].shape == (2, *streams["timechat"].shape)
+    assert streams["timechat"].spans == ((0, 32), (32, 40))
     audio = fx.encode_audio(0.1 * torch.randn(2, 160_000))
-    assert audio.shape == (2, fx.num_audio_tokens, fx.audio_token_dim) == (2, 8, 32)
+    assert audio.shape == (2, fx.dims.num_audio_tokens, fx.dims.audio_token_dim) == (2, 8, 32)
     with pytest.raises(ValueError, match="expected 40 frames"):
         fx.encode_video(_frames(t=39))
 
@@ -476,18 +484,21 @@ def test_frozen_builds_identical_weights_without_touching_global_rng(tiny_extrac
 
 def test_frozen_paper_preset_shapes_on_meta():
     paper = get_preset("paper")
-    paper = replace(paper, weights_dir=None, timechat=replace(paper.timechat, tokenizer="builtin"))
+    paper = replace(paper, released=False,
+                    visual={**paper.visual, "timechat": replace(paper.visual["timechat"], tokenizer="builtin")})
     with torch.device("meta"):
         fx = FrozenExtractors.from_preset(paper)
         video = fx.encode_video(torch.zeros(1, 40, 360, 640, 3, dtype=torch.uint8))
         audio = fx.encode_audio(torch.zeros(1, 160_000))
     assert video["cavp"].shape == (1, 40, 512)
-    assert video["timechat"].shape == (1, 64, 768) and video["timechat_spans"].shape == (2, 2)
+    assert video["timechat"].shape == (1, 64, 768)
     assert audio.shape == (1, 8, 768)
 
 
 def test_frozen_missing_weights_error_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="cavp_epoch66.ckpt"):
         FrozenExtractors.from_preset(replace(TINY, weights_dir=str(tmp_path)))
-    with pytest.raises(FileNotFoundError, match=f"{tmp_path}/bert-base-uncased"):
+    torch.save({}, tmp_path / "cavp_epoch66.ckpt")
+    # checked before any model is built: the full-size paper models are never allocated here
+    with pytest.raises(FileNotFoundError, match="eva_vit_g.pth.*audiomae.safetensors or audiomae.pth"):
         FrozenExtractors.from_preset(replace(get_preset("paper"), weights_dir=str(tmp_path)))

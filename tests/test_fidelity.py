@@ -125,7 +125,7 @@ def test_timechat_checkpoints_fill_the_whole_model(paper_timechat):
 
 
 def test_timechat_merge_resizes_a_shorter_frame_position_table():
-    cfg = get_preset("tiny").timechat
+    cfg = get_preset("tiny").visual["timechat"]
     with torch.device("meta"):
         shapes = _shapes(TimeChatVisual(cfg).state_dict())
     lavis = {"video_frame_position_embedding.weight": torch.arange(4.0)[:, None].expand(4, cfg.qformer_hidden)}
@@ -325,7 +325,7 @@ def test_cavp_preprocess_is_pil_squash_resize_without_normalisation(h, w):
 
 def test_timechat_preprocess_is_clip_normalised():
     assert CLIP_MEAN == (0.48145466, 0.4578275, 0.40821073) and CLIP_STD == (0.26862954, 0.26130258, 0.27577711)
-    model = TimeChatVisual(replace(get_preset("tiny").timechat, image_size=224))
+    model = TimeChatVisual(replace(get_preset("tiny").visual["timechat"], image_size=224))
     frames = torch.randint(0, 256, (1, 1, 90, 160, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     ours = model.preprocess(frames)[0, 0]
     expected = (_pil_resize(frames[0, 0].numpy(), 224) - torch.tensor(CLIP_MEAN)[:, None, None]) \
@@ -359,7 +359,7 @@ def test_audiomae_input_follows_audioldm2_from_the_kaldi_golden():
 
 @pytest.mark.parametrize("precision,dtype,tol", [("bf16", torch.bfloat16, 0.1), ("fp16", torch.float16, 0.02)])
 def test_timechat_mixed_precision_like_lavis(precision, dtype, tol):
-    cfg = get_preset("tiny").timechat
+    cfg = get_preset("tiny").visual["timechat"]
     torch.manual_seed(0)
     full = TimeChatVisual(cfg).eval()
     half = TimeChatVisual(replace(cfg, precision=precision)).eval()
@@ -381,7 +381,7 @@ def test_timechat_mixed_precision_like_lavis(precision, dtype, tol):
     assert embeds.dtype == torch.float32 and tokens.dtype == torch.float32  # fp32 residual streams / ln_vision
     error = ((tokens - reference).norm() / reference.norm()).item()
     assert 1e-4 < error < tol  # half matmuls really ran, and stay close
-    assert get_preset("paper").timechat.precision == "fp16" and get_preset("tiny").timechat.precision == "fp32"
+    assert get_preset("paper").visual["timechat"].precision == "fp16" and get_preset("tiny").visual["timechat"].precision == "fp32"
     with pytest.raises(ValueError, match="precision"):
         TimeChatConfig(precision="fp8")
 
@@ -397,7 +397,7 @@ def test_ln_vision_computes_in_fp32():
 
 def test_frozen_extractors_in_bf16_stay_close_to_fp32():
     tiny = get_preset("tiny")
-    mixed = replace(tiny, timechat=replace(tiny.timechat, precision="bf16"))
+    mixed = replace(tiny, visual={**tiny.visual, "timechat": replace(tiny.visual["timechat"], precision="bf16")})
     assert mixed.fingerprint() != tiny.fingerprint()  # caches of the two precisions never mix
     frames = torch.randint(0, 256, (1, 40, 36, 48, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     a = FrozenExtractors.from_preset(tiny).encode_video(frames)

@@ -78,6 +78,7 @@ def test_seam_score_flags_a_splice_and_not_a_continuous_signal():
         seam_score(spliced, [])
 
 
+@pytest.mark.slow
 def test_inpainting_joins_are_more_seamless_than_crossfade(tiny_pipeline, tmp_path):
     video = write_video(tmp_path / "forty.mp4", 40.0, seed=2)
     scores = {}
@@ -89,6 +90,7 @@ def test_inpainting_joins_are_more_seamless_than_crossfade(tiny_pipeline, tmp_pa
     assert scores["crossfade"].mel_jump > 1.2  # crossfading two unrelated windows is audible
 
 
+@pytest.mark.slow
 def test_six_minute_video_gives_one_soundtrack_in_bounded_memory(tiny_pipeline, tmp_path):
     video = write_video(tmp_path / "six_minutes.mp4", 360.0, fps=2, size=32, seed=3)
     request = GenerationRequest(video, "water running")

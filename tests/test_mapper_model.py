@@ -3,13 +3,15 @@ import torch
 import torch.nn.functional as F
 import pytest
 
+from extractors.encoders import StreamSpec
 from mapper.config import MapperConfig
 from mapper.fusion import alignment_matrix
 from mapper.model import MapperModel
 
 
 def small_config(**kwargs) -> MapperConfig:
-    base = dict(n_layer=2, n_head=2, dropout=0.0, cavp_dim=16, timechat_dim=24, audio_token_dim=32, timechat_queries=8)
+    streams = {"cavp": StreamSpec.per_frame(16, 40).to_dict(), "timechat": StreamSpec(24, ((0, 32), (32, 40)), 8).to_dict()}
+    base = dict(n_layer=2, n_head=2, dropout=0.0, streams=streams, audio_token_dim=32)
     return MapperConfig(**{**base, **kwargs})
 
 
@@ -32,26 +34,26 @@ def test_alignment_rejects_uncovered_frames():
 
 @pytest.mark.parametrize(
     "encoders,fusion,prefix",
-    [("both", "concat_proj", 40), ("both", "add", 40), ("both", "time_cat", 40 + 16), ("cavp", "concat_proj", 40), ("timechat", "concat_proj", 40)],
+    [("all", "concat_proj", 40), ("all", "add", 40), ("all", "time_cat", 40 + 16), ("cavp", "concat_proj", 40), ("timechat", "concat_proj", 40)],
 )
 def test_teacher_forcing_matches_cached_generation(encoders, fusion, prefix):
     torch.manual_seed(0)
     mapper = MapperModel(small_config(encoders=encoders, fusion=fusion)).eval()
-    cavp, timechat = torch.randn(3, 40, 16), torch.randn(3, 16, 24)
-    assert mapper.fuse(cavp, timechat).shape == (3, prefix, 32)
-    generated = mapper.generate(cavp, timechat)  # (B, 8, D) through the KV cache
+    features = {"cavp": torch.randn(3, 40, 16), "timechat": torch.randn(3, 16, 24)}
+    assert mapper.fuse(features).shape == (3, prefix, 32)
+    generated = mapper.generate(features)  # (B, 8, D) through the KV cache
     assert generated.shape == (3, 8, 32)
     # Fed its own outputs as teacher-forcing targets, one forward over the prefix gives the same tokens.
-    torch.testing.assert_close(mapper(cavp, timechat, generated), generated, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mapper(features, generated), generated, atol=1e-5, rtol=1e-5)
 
 
 def test_predictions_are_causal_in_the_targets():
     torch.manual_seed(0)
     mapper = MapperModel(small_config()).eval()
-    cavp, timechat, target = torch.randn(2, 40, 16), torch.randn(2, 16, 24), torch.randn(2, 8, 32)
+    features, target = {"cavp": torch.randn(2, 40, 16), "timechat": torch.randn(2, 16, 24)}, torch.randn(2, 8, 32)
     changed = target.clone()
     changed[:, 5] += torch.randn(2, 32)  # not a constant shift: LayerNorm would remove that
-    a, b = mapper(cavp, timechat, target), mapper(cavp, timechat, changed)
+    a, b = mapper(features, target), mapper(features, changed)
     torch.testing.assert_close(a[:, :6], b[:, :6])  # token k sees targets < k only
     assert not torch.allclose(a[:, 6:], b[:, 6:])
 
@@ -59,7 +61,7 @@ def test_predictions_are_causal_in_the_targets():
 def test_invalid_ablation_values_name_the_field():
     with pytest.raises(ValueError, match="fusion='sum'"):
         small_config(fusion="sum")
-    with pytest.raises(ValueError, match="needs encoders='both'"):
+    with pytest.raises(ValueError, match="combines several streams"):
         small_config(encoders="cavp", fusion="add")
 
 
@@ -70,16 +72,17 @@ def test_save_pretrained_round_trip(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} >= {"config.json", "model.safetensors"}
     loaded = MapperModel.from_pretrained(tmp_path).eval()
     assert loaded.config.extractor_preset == "tiny" and loaded.config.audioldm2 == "tiny"
-    cavp, timechat = torch.randn(1, 40, 16), torch.randn(1, 16, 24)
-    torch.testing.assert_close(loaded.generate(cavp, timechat), mapper.generate(cavp, timechat))
+    features = {"cavp": torch.randn(1, 40, 16), "timechat": torch.randn(1, 16, 24)}
+    torch.testing.assert_close(loaded.generate(features), mapper.generate(features))
 
 
 def test_paper_shapes_on_meta_device():
     config = MapperConfig()  # paper: 12 x 768 GPT-2, cavp 512, timechat 2 windows x 32 x 768
     with torch.device("meta"):
         mapper = MapperModel(config)
-        fused = mapper.fuse(torch.empty(2, 40, 512), torch.empty(2, 64, 768))
-        out = mapper(torch.empty(2, 40, 512), torch.empty(2, 64, 768), torch.empty(2, 8, 768))
+        features = {"cavp": torch.empty(2, 40, 512), "timechat": torch.empty(2, 64, 768)}
+        fused = mapper.fuse(features)
+        out = mapper(features, torch.empty(2, 8, 768))
     assert fused.shape == (2, 40, 768) and out.shape == (2, 8, 768)
     trainable = sum(p.numel() for p in mapper.gpt2.parameters()) - mapper.gpt2.wte.weight.numel()
     assert 85e6 < trainable < 86e6  # GPT-2 small without its token table (124M with it)
@@ -91,22 +94,22 @@ def test_diffusion_mapper_denoises_and_round_trips(tmp_path):
     torch.manual_seed(0)
     config = small_config(mapper_type="diffusion", diffusion_inference_steps=4)
     mapper = build_mapper(config)
-    cavp, timechat, target = torch.randn(4, 40, 16), torch.randn(4, 16, 24), torch.randn(4, 8, 32)
+    features, target = {"cavp": torch.randn(4, 40, 16), "timechat": torch.randn(4, 16, 24)}, torch.randn(4, 8, 32)
     optimizer = torch.optim.AdamW(mapper.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):  # a fixed batch: the denoiser must be able to fit it
-        loss = mapper.training_loss(cavp, timechat, target)
+        loss = mapper.training_loss(features, target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
     mapper.eval()
-    sample = mapper.generate(cavp, timechat, generator=torch.Generator().manual_seed(1))
+    sample = mapper.generate(features, generator=torch.Generator().manual_seed(1))
     assert sample.shape == (4, 8, 32) and torch.isfinite(sample).all()
-    again = mapper.generate(cavp, timechat, generator=torch.Generator().manual_seed(1))
+    again = mapper.generate(features, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(sample, again)
     mapper.save_pretrained(tmp_path)
     loaded = load_mapper(tmp_path).eval()
     assert type(loaded).__name__ == "DiffusionMapperModel"
-    torch.testing.assert_close(loaded.generate(cavp, timechat, generator=torch.Generator().manual_seed(1)), sample)
+    torch.testing.assert_close(loaded.generate(features, generator=torch.Generator().manual_seed(1)), sample)

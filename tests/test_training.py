@@ -35,11 +35,13 @@ def test_paper_config_shows_the_paper_hyper_parameters(capsys):
     import yaml
 
     config = yaml.safe_load(capsys.readouterr().out)
-    assert config["model"]["lr"] == 1e-3 and config["model"]["n_layer"] == 12 and config["model"]["loss"] == "mse"
+    mapper = config["model"]["mapper"]
+    assert config["model"]["lr"] == 1e-3 and mapper["n_layer"] == 12 and mapper["loss"] == "mse"
     assert config["trainer"]["max_epochs"] == 40 and config["data"]["batch_size"] == 48
     assert config["model"]["init_language_model"] == "cvssp/audioldm2" and config["data"]["preset"] == "paper"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ablation", ABLATIONS, ids=lambda p: p.stem)
 def test_every_ablation_config_trains_on_the_toy_world(ablation, toy_cache, tmp_path):
     args = run_args(toy_cache, tmp_path, "--config", str(ablation), "--trainer.max_epochs", "1")
@@ -50,7 +52,7 @@ def test_every_ablation_config_trains_on_the_toy_world(ablation, toy_cache, tmp_
 
 def test_invalid_ablation_value_is_a_clear_error(toy_cache, tmp_path):
     with pytest.raises(ValueError, match="fusion='sum' is not one of"):
-        train_mapper.main(run_args(toy_cache, tmp_path, "--model.fusion", "sum"))
+        train_mapper.main(run_args(toy_cache, tmp_path, "--model.mapper.fusion", "sum"))
 
 
 def test_global_batch_is_kept_whatever_the_device_count():
@@ -78,6 +80,7 @@ def _cli(args, env_extra=None) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(toy_cache, tmp_path):
     every_step = tmp_path / "every_step.yaml"
     every_step.write_text(
@@ -112,6 +115,8 @@ def test_kill_9_mid_epoch_then_resume_matches_an_uninterrupted_run(toy_cache, tm
     _assert_same_weights(_final_weights(tmp_path / "straight"), _final_weights(tmp_path / "killed"), atol=1e-5)
 
 
+@pytest.mark.ddp
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(toy_cache, tmp_path):
     results = {}
     for devices in (1, 2):
@@ -126,6 +131,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(toy_cach
     _assert_same_weights(results[1], results[2], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(toy_cache, tmp_path):
     from mapper.training import MapperModule
 
@@ -153,6 +159,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_good_chec
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_default_toy_recipe_beats_both_baselines_by_the_required_margins(tmp_path):
     """The README's main command (toy.yaml as is, paths moved to tmp): the mapper must cut the mean
     predictor's held-out MSE by >= 30% and the shuffled-video predictor's by >= 20%."""

@@ -21,11 +21,11 @@ from extractors.presets import ExtractorPreset, get_preset
 
 def preset_fingerprint(preset: ExtractorPreset, pretrained: bool) -> str:
     """The fingerprint features extracted with ``preset`` carry, released weights or random."""
-    return replace(preset, weights_dir="released" if pretrained else None).fingerprint()
+    return replace(preset, released=pretrained, weights_dir="released" if pretrained else None).fingerprint()
 
 
 class VisualExtractors(ModelMixin, ConfigMixin):
-    """CAVP + TimeChat (+ AudioMAE) of one preset; ``.frozen`` is the wrapped ``FrozenExtractors``."""
+    """The visual encoders (+ AudioMAE) of one preset; ``.frozen`` is the wrapped ``FrozenExtractors``."""
 
     ignore_for_config = ["frozen"]
 
@@ -46,13 +46,13 @@ class VisualExtractors(ModelMixin, ConfigMixin):
                 f"(fingerprint {fingerprint}, now {expected}); its features would not match the mapper"
             )
         # Without `frozen` the weights come from from_pretrained: build the architecture only.
-        self.frozen = frozen if frozen is not None else FrozenExtractors(replace(spec, weights_dir=None))
+        self.frozen = frozen if frozen is not None else FrozenExtractors(replace(spec, released=False, weights_dir=None))
 
     @classmethod
     def from_preset(cls, preset: str | ExtractorPreset) -> "VisualExtractors":
         """Build a preset's extractors (released weights when its ``weights_dir`` is set)."""
         frozen = FrozenExtractors.from_preset(preset)
-        pretrained = frozen.preset.weights_dir is not None
+        pretrained = frozen.preset.resolved_weights_dir() is not None
         return cls(
             preset=frozen.preset.name,
             pretrained=pretrained,
@@ -66,5 +66,5 @@ class VisualExtractors(ModelMixin, ConfigMixin):
 
     @torch.inference_mode()
     def encode_video(self, frames_uint8: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, T, H, W, 3) uint8 -> ``cavp`` (B, T, Dc), ``timechat`` (B, W*Q, Dt), ``timechat_spans``."""
+        """(B, T, H, W, 3) uint8 -> {stream name: (B, tokens, dim)}."""
         return self.frozen.encode_video(frames_uint8)

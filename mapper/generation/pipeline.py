@@ -22,6 +22,9 @@ latent length), each video with its own random generator, so a video's audio doe
 what it was batched with. A video that cannot be read fails alone (``ClipFailed``).
 
 :func:`mapper.generation.loading.load_pipeline` assembles the parts a trained mapper was made for.
+
+Length: one class whose rendering loop (start, advance, sample, finish a window) reads top to
+bottom; its parts (outputs, loading, windows, sampling, the decoder) live in their own modules.
 """
 from __future__ import annotations
 
@@ -162,11 +165,10 @@ class VideoToAudioPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ stages
 
     @torch.inference_mode()
-    def visual_features(self, video: str | os.PathLike, start: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """CAVP (1, T, Dc) and TimeChat (1, W*Q, Dt) features of the clip window of ``video`` at ``start`` s."""
+    def visual_features(self, video: str | os.PathLike, start: float) -> dict[str, torch.Tensor]:
+        """{stream name: (1, tokens, dim)} of the clip window of ``video`` at ``start`` s."""
         clip = read_clip(video, self.clip, start=start, with_audio=False)
-        visual = self.extractors.encode_video(torch.from_numpy(clip.frames)[None])  # frames (1, T, H, W, 3)
-        return visual["cavp"], visual["timechat"]
+        return self.extractors.encode_video(torch.from_numpy(clip.frames)[None])  # frames (1, T, H, W, 3)
 
     @torch.inference_mode()
     def audio_tokens(self, windows: Sequence[tuple[str | os.PathLike, float]]) -> torch.Tensor:
@@ -174,12 +176,12 @@ class VideoToAudioPipeline(DiffusionPipeline):
         return self._map([self.visual_features(video, start) for video, start in windows])
 
     @torch.inference_mode()
-    def _map(self, features: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """One batched mapper call over windows' (cavp, timechat) features -> (B, N, D)."""
+    def _map(self, features: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """One batched mapper call over windows' named streams -> (B, N, D)."""
         device, dtype = self.mapper.device, self.mapper.dtype
-        cavp = torch.cat([c for c, _ in features]).to(device, dtype)  # (B, T, Dc)
-        timechat = torch.cat([t for _, t in features]).to(device, dtype)  # (B, W*Q, Dt)
-        return self.mapper.generate(cavp, timechat)
+        names = self.mapper.config.selected_streams
+        batch = {name: torch.cat([f[name] for f in features]).to(device, dtype) for name in names}  # (B, tokens, dim)
+        return self.mapper.generate(batch)
 
     def negative_tokens(self, sampling: SamplingConfig) -> torch.Tensor:
         """The negative GPT-2-stream condition (N, D), computed once per prompt and mode."""

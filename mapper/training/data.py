@@ -13,12 +13,10 @@ from torch.utils.data import DataLoader
 
 from extractors.cache import FeatureCache
 from extractors.manifest import SPLITS
+from extractors.presets import AUDIO_TARGET, get_preset
 from mapper.training.batch_plan import BatchPlan, plan_batches
 from mapper.training.feature_arrays import FeatureArrays, identity_collate
 from mapper.training.order import EpochShuffleSampler, ResumableLoader
-
-FEATURES = ["cavp", "timechat", "audiomae"]
-
 
 @dataclass
 class ToyWorld:
@@ -70,12 +68,12 @@ class MapperDataModule(L.LightningDataModule):
         print(report.summary())
 
     def setup(self, stage: str | None = None) -> None:
-        from extractors.presets import get_preset
-
-        rows = self.cache.load(get_preset(self.preset), require_audio=True)  # training needs targets
+        preset = get_preset(self.preset)
+        rows = self.cache.load(preset, require_audio=True)  # training needs targets
         split_of_row = np.asarray(rows["split"])
+        columns = list(preset.dims.shapes())  # every visual stream, then the target
         for split in SPLITS:
-            self.splits[split] = FeatureArrays(rows, FEATURES, np.flatnonzero(split_of_row == split))
+            self.splits[split] = FeatureArrays(rows, columns, np.flatnonzero(split_of_row == split))
         if len(self.splits["train"]) == 0:
             raise ValueError(f"{self.cache.root}: no clips in the 'train' split")
 
@@ -105,7 +103,7 @@ class MapperDataModule(L.LightningDataModule):
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):
         if self.trainer.training and self._train_loader is not None:
-            self._train_loader.count(len(batch["cavp"]))
+            self._train_loader.count(len(batch[AUDIO_TARGET]))
         return batch
 
     def val_dataloader(self) -> DataLoader:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from extractors.presets import AUDIO_TARGET
 from mapper.training.feature_arrays import identity_collate
 from mapper.model import MapperBase
 
@@ -30,17 +31,17 @@ def predict(mapper: MapperBase, dataset, batch_size: int = 64) -> tuple[torch.Te
     device = next(mapper.parameters()).device
     predictions, targets = [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=identity_collate):
-        cavp, timechat = batch["cavp"].float().to(device), batch["timechat"].float().to(device)
-        predictions.append(mapper.generate(cavp, timechat).float().cpu())
-        targets.append(batch["audiomae"].float())
+        features = {name: batch[name].float().to(device) for name in mapper.config.selected_streams}
+        predictions.append(mapper.generate(features).float().cpu())
+        targets.append(batch[AUDIO_TARGET].float())
     return torch.cat(predictions), torch.cat(targets)
 
 
 def _mean_target(dataset, batch_size: int) -> torch.Tensor:
     total, count = 0.0, 0
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=identity_collate):
-        total = total + batch["audiomae"].double().sum(dim=0)
-        count += len(batch["audiomae"])
+        total = total + batch[AUDIO_TARGET].double().sum(dim=0)
+        count += len(batch[AUDIO_TARGET])
     return (total / count).float()
 
 

@@ -4,13 +4,15 @@ Its ``__init__`` signature is the ``model:`` schema of ``recipes/configs/*.yaml`
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
-from mapper.config import MapperConfig
+from extractors.presets import AUDIO_TARGET
+from mapper.config import MapperConfig, MapperOptions
 from mapper.loading import build_mapper
 from mapper.training.language_model import load_language_model
 
@@ -21,43 +23,35 @@ class MapperModule(L.LightningModule):
     def __init__(
         self,
         preset: str = "tiny",
-        mapper_type: str = "autoregressive",
-        encoders: str = "both",
-        fusion: str = "concat_proj",
-        loss: str = "mse",
-        n_layer: int = 12,
-        n_head: int = 12,
-        dropout: float = 0.1,
+        mapper: MapperOptions = MapperOptions(),
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
         init_language_model: str | None = None,
     ):
-        """`lr_schedule`: "constant" (the paper states only AdamW at 1e-3) or "cosine" (decay to 0
-        over the run); `warmup_steps`: linear warm-up; `init_language_model`: AudioLDM-2's GPT-2 to
-        start from (a local `language_model` folder, or the hub id `cvssp/audioldm2` — the only
-        case that goes online)."""
+        """`preset`: the extractor preset of the features (linked to `data.preset`); `mapper`: the
+        architecture and ablation switches (`MapperOptions`); `lr_schedule`: "constant" (the paper
+        states only AdamW at 1e-3) or "cosine" (decay to 0 over the run); `warmup_steps`: linear
+        warm-up; `init_language_model`: AudioLDM-2's GPT-2 to start from (a local `language_model`
+        folder, or the hub id `cvssp/audioldm2` — the only case that goes online)."""
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
         super().__init__()
-        self.save_hyperparameters()
-        config = MapperConfig.from_preset(
-            preset,
-            mapper_type=mapper_type,
-            encoders=encoders,
-            fusion=fusion,
-            loss=loss,
-            n_layer=n_layer,
-            n_head=n_head,
-            dropout=dropout,
-        )
-        self.mapper = build_mapper(config)
+        # Plain data in the checkpoint's hyperparameters, so it loads with weights_only=True.
+        self.save_hyperparameters(ignore=["mapper"])
+        self.hparams["mapper"] = dataclasses.asdict(mapper)
+        self.mapper = build_mapper(MapperConfig.from_preset(preset, mapper))
         if init_language_model:
             self.mapper.load_language_model(load_language_model(init_language_model))
 
+    def _split(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """A cache batch -> ({stream name: (B, tokens, dim)} the mapper reads, target (B, N, D)), float32."""
+        features = {name: batch[name].float() for name in self.mapper.config.selected_streams}
+        return features, batch[AUDIO_TARGET].float()
+
     def _step(self, batch: dict) -> torch.Tensor:
-        return self.mapper.training_loss(batch["cavp"].float(), batch["timechat"].float(), batch["audiomae"].float())
+        return self.mapper.training_loss(*self._split(batch))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._step(batch)
@@ -67,15 +61,16 @@ class MapperModule(L.LightningModule):
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
                 "stopped, the last checkpoint is from before this step — lower the lr or check the cache"
             )
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["cavp"].shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[AUDIO_TARGET]))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        size = batch["cavp"].shape[0]
-        self.log("val/loss", self._step(batch), prog_bar=True, batch_size=size)
+        features, target = self._split(batch)
+        size = len(target)
+        self.log("val/loss", self.mapper.training_loss(features, target), prog_bar=True, batch_size=size)
         # What inference does: the mapper's own tokens, not teacher forcing (exposure bias shows here).
-        generated = self.mapper.generate(batch["cavp"].float(), batch["timechat"].float())
-        self.log("val/mse_generated", F.mse_loss(generated.float(), batch["audiomae"].float()), prog_bar=True, batch_size=size)
+        generated = self.mapper.generate(features)
+        self.log("val/mse_generated", F.mse_loss(generated.float(), target), prog_bar=True, batch_size=size)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
