@@ -96,12 +96,13 @@ def test_mp4_never_overwrites_its_input(tiny_mapper_dir, tmp_path, capsys):
 
 
 def test_wav_out_needs_a_single_video(folder, tiny_mapper_dir, tmp_path, capsys):
-    assert generate.main([str(folder), "--out", str(tmp_path / "x.wav"), "--mapper", str(tiny_mapper_dir)]) == 1
+    # a wrong command line: exit 2, as every entry point (recipes/cli.py)
+    assert generate.main([str(folder), "--out", str(tmp_path / "x.wav"), "--mapper", str(tiny_mapper_dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "is a .wav file but" in err and "holds 3 videos" in err
 
 
 def test_missing_mapper_is_one_line(folder, tmp_path, capsys):
     shutil.rmtree(tmp_path / "none", ignore_errors=True)
-    assert generate.main([str(folder), "--out", str(tmp_path / "o"), "--mapper", str(tmp_path / "none")]) == 1
+    assert generate.main([str(folder), "--out", str(tmp_path / "o"), "--mapper", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none'}: not a saved mapper (no config.json)"
