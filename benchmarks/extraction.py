@@ -51,7 +51,6 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine_line
-
 from extractors.cache import FeatureCache
 from extractors.clip import ClipConfig
 from extractors.manifest import ClipItem

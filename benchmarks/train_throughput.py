@@ -64,10 +64,10 @@ import warnings
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import machine_line, synchronize
 from extractors.presets import AUDIO_TARGET
-from torch.utils.data import DataLoader, Dataset
 
 GPU_GOAL = 5000.0  # samples/s on one H100 at bf16
 LIGHTNING_GOAL = 0.95

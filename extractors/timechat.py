@@ -433,21 +433,23 @@ RELEASED_FILES = tuple(TIMECHAT_FILES)  # and the BERT tokenizer folder named by
 
 def load_released(model: TimeChatVisual, weights_dir: str) -> None:
     """The three released files from ``weights_dir`` in TimeChat's order, strictly checked, and the
-    BERT tokenizer from ``weights_dir/<cfg.tokenizer>`` (offline)."""
-    raw = {}
-    for name, source in TIMECHAT_FILES.items():
-        path = os.path.join(weights_dir, name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"TimeChat checkpoint not found: {path} (download {name} from {source})")
-        raw[name] = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(merge_timechat_checkpoints(raw, model.cfg), strict=True)
-    name = model.cfg.tokenizer
+    BERT tokenizer from ``weights_dir/<cfg.tokenizer>`` (offline; its folder is checked first, before
+    gigabytes of checkpoints are read)."""
+    name, tokenizer_dir = model.cfg.tokenizer, None
     if name != BUILTIN_TOKENIZER:
-        path = name if os.path.isabs(name) else os.path.join(weights_dir, name)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"BERT tokenizer folder not found: {path} (save the Hugging Face "
+        tokenizer_dir = name if os.path.isabs(name) else os.path.join(weights_dir, name)
+        if not os.path.isdir(tokenizer_dir):
+            raise FileNotFoundError(f"BERT tokenizer folder not found: {tokenizer_dir} (save the Hugging Face "
                                     f"'bert-base-uncased' tokenizer there with tokenizer.save_pretrained)")
-        model._tokenizer = build_tokenizer(path)
+    raw = {}
+    for file, source in TIMECHAT_FILES.items():
+        path = os.path.join(weights_dir, file)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"TimeChat checkpoint not found: {path} (download {file} from {source})")
+        raw[file] = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(merge_timechat_checkpoints(raw, model.cfg), strict=True)
+    if tokenizer_dir is not None:
+        model._tokenizer = build_tokenizer(tokenizer_dir)
 
 
 register_encoder(TimeChatConfig, TimeChatVisual, RELEASED_FILES, load_released)

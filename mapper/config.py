@@ -60,15 +60,6 @@ class MapperOptions:
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(MapperOptions))
 
 
-def paper_streams(num_frames: int = 40) -> dict[str, dict]:
-    """The paper's streams: CAVP (512, one per frame) and TimeChat (768, 32 per 32-frame window)."""
-    spans = tuple((s, min(s + 32, num_frames)) for s in range(0, num_frames, 32))
-    return {
-        "cavp": StreamSpec.per_frame(512, num_frames).to_dict(),
-        "timechat": StreamSpec(768, spans, 32).to_dict(),
-    }
-
-
 class MapperConfig(PretrainedConfig):
     model_type = "mfm_mapper"
 
@@ -87,8 +78,13 @@ class MapperConfig(PretrainedConfig):
         options = MapperOptions(**{name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs})
         for name in OPTION_NAMES:
             setattr(self, name, getattr(options, name))
-        self.streams = streams if streams is not None else paper_streams(num_frames)
-        self.stream_order = list(stream_order) if stream_order is not None else list(self.streams)
+        if streams is None:  # the paper's streams, from the paper preset's encoders (their one owner)
+            from extractors.presets import get_preset
+
+            paper = get_preset("paper").visual
+            streams = {name: config.stream(num_frames).to_dict() for name, config in paper.items()}
+        self.streams = streams
+        self.stream_order = list(stream_order) if stream_order is not None else list(streams)
         if sorted(self.stream_order) != sorted(self.streams):
             raise ValueError(f"stream_order {self.stream_order} does not name the streams {sorted(self.streams)}")
         self.num_frames, self.num_audio_tokens, self.audio_token_dim = num_frames, num_audio_tokens, audio_token_dim

@@ -73,6 +73,11 @@ class MapperBase(PreTrainedModel):
         if missing or unexpected:
             raise ValueError(f"GPT-2 init mismatch: missing {missing}, unexpected {unexpected}")
 
+    @property
+    def input_streams(self) -> list[str]:
+        """Names of the feature streams the mapper reads, in fusion order (fixed when it is built)."""
+        return list(self.fusion.streams)
+
     def fuse(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """{stream name: (B, tokens, dim)} -> (B, S, D) fused visual prefix."""
         return self.fusion(features)

@@ -112,6 +112,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
             language_model=language_model,
         )
         self._negatives: dict[tuple[str, str], torch.Tensor] = {}
+        # AudioLDM-2's latent frames <-> samples, read once from its components' configs
+        self.geometry = LatentGeometry.of(vae, vocoder, unet)
         if mapper.config.audio_token_dim != gpt2_stream_width(self):
             raise ValueError(
                 f"the mapper predicts {mapper.config.audio_token_dim}-wide tokens but this AudioLDM-2's "
@@ -135,11 +137,6 @@ class VideoToAudioPipeline(DiffusionPipeline):
     def clip(self):
         """The clip window the extractors and the mapper were built for (``ClipConfig``)."""
         return self.extractors.preset.clip
-
-    @property
-    def geometry(self) -> LatentGeometry:
-        """AudioLDM-2's latent frames <-> samples, read from its components' configs."""
-        return LatentGeometry.of(self.vae, self.vocoder, self.unet)
 
     @property
     def sample_rate(self) -> int:
@@ -179,8 +176,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
     def _map(self, features: list[dict[str, torch.Tensor]]) -> torch.Tensor:
         """One batched mapper call over windows' named streams -> (B, N, D)."""
         device, dtype = self.mapper.device, self.mapper.dtype
-        names = self.mapper.config.selected_streams
-        batch = {name: torch.cat([f[name] for f in features]).to(device, dtype) for name in names}  # (B, tokens, dim)
+        batch = {name: torch.cat([f[name] for f in features]).to(device, dtype)  # (B, tokens, dim)
+                 for name in self.mapper.input_streams}
         return self.mapper.generate(batch)
 
     def negative_tokens(self, sampling: SamplingConfig) -> torch.Tensor:

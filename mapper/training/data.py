@@ -18,6 +18,7 @@ from mapper.training.batch_plan import BatchPlan, plan_batches
 from mapper.training.feature_arrays import FeatureArrays, identity_collate
 from mapper.training.order import EpochShuffleSampler, ResumableLoader
 
+
 @dataclass
 class ToyWorld:
     """Where to build the procedural toy-foley world when the cache does not exist yet."""

@@ -31,7 +31,7 @@ def predict(mapper: MapperBase, dataset, batch_size: int = 64) -> tuple[torch.Te
     device = next(mapper.parameters()).device
     predictions, targets = [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=identity_collate):
-        features = {name: batch[name].float().to(device) for name in mapper.config.selected_streams}
+        features = {name: batch[name].float().to(device) for name in mapper.input_streams}
         predictions.append(mapper.generate(features).float().cpu())
         targets.append(batch[AUDIO_TARGET].float())
     return torch.cat(predictions), torch.cat(targets)

@@ -47,7 +47,7 @@ class MapperModule(L.LightningModule):
 
     def _split(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """A cache batch -> ({stream name: (B, tokens, dim)} the mapper reads, target (B, N, D)), float32."""
-        features = {name: batch[name].float() for name in self.mapper.config.selected_streams}
+        features = {name: batch[name].float() for name in self.mapper.input_streams}
         return features, batch[AUDIO_TARGET].float()
 
     def _step(self, batch: dict) -> torch.Tensor:

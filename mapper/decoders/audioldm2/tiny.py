@@ -36,6 +36,7 @@ from transformers import (
 )
 
 from mapper.decoders.audioldm2.conditions import AUDIOMAE_TOKENS, T5_MAX_LENGTH
+from mapper.decoders.audioldm2.latents import LatentGeometry
 from mapper.decoders.audioldm2.reference import encode_reference
 
 
@@ -247,9 +248,9 @@ def _scale_by_std(pipe: AudioLDM2Pipeline) -> None:
     is a unit Gaussian, so latents it generates and latents encoded from audio (a reference
     sound) then live on one scale. A random VAE has no data: 4 s of fixed white noise stands in.
     """
-    hop = int(np.prod(pipe.vocoder.config.upsample_rates))
-    frame_samples = pipe.vae_scale_factor * hop
-    frames = 4 * pipe.vocoder.config.sampling_rate // frame_samples
+    geometry = LatentGeometry.of(pipe.vae, pipe.vocoder, pipe.unet)
+    frame_samples = geometry.frame_samples
+    frames = 4 * geometry.sample_rate // frame_samples
     noise = np.random.default_rng(0).standard_normal(frames * frame_samples).astype(np.float32)
     latent = encode_reference(pipe.vae, pipe.vocoder.config, noise, frames, frame_samples)
     unscaled_std = latent.std().item() / pipe.vae.config.scaling_factor
