@@ -372,7 +372,8 @@ def bench_mapper(device: torch.device) -> None:
     print("\n== 3. paper-size mapper (GPT-2 12 x 768, random init), batch 1 ==")
     torch.manual_seed(0)
     mapper = build_mapper(MapperConfig.from_preset("paper", MapperOptions(dropout=0.0))).eval().to(device)
-    features = {name: torch.randn(1, *spec.shape, device=device) for name, spec in mapper.config.selected_streams.items()}
+    config = mapper.config
+    features = {name: torch.randn(1, *spec.shape, device=device) for name, spec in config.selected_streams.items()}
 
     def prefix_forward():
         with torch.no_grad():
