@@ -254,7 +254,7 @@ def cavp_only(device: torch.device):
     from extractors.presets import get_preset
 
     torch.manual_seed(0)
-    model = CAVPEncoder(get_preset("paper").cavp).eval().requires_grad_(False).to(device)
+    model = CAVPEncoder(get_preset("paper").visual["cavp"]).eval().requires_grad_(False).to(device)
 
     @torch.inference_mode()
     def encode(clips) -> np.ndarray:
