@@ -8,6 +8,7 @@ it, with an empty label and split "train" (or the folder's metadata.csv if it ha
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +47,31 @@ def read_metadata_csv(csv_path: Path, video_dir: str | Path | None = None) -> li
             if len(row) < 4:
                 raise ValueError(f"{csv_path}:{line_number}: expected id,start,label,split, got {row}")
             clip_id, start, label, split = (cell.strip() for cell in row[:4])
+            where = f"{csv_path}:{line_number}"
+            check_clip_id(clip_id, where)
             try:
                 start_s = float(start)
             except ValueError:
-                raise ValueError(f"{csv_path}:{line_number}: start {start!r} is not a number") from None
+                raise ValueError(f"{where}: start {start!r} is not a number") from None
+            if not math.isfinite(start_s) or start_s < 0:
+                raise ValueError(f"{where}: start {start!r} must be a finite number of seconds >= 0")
             path, offset = _video_path(video_dir, clip_id, start_s)
             items.append(ClipItem(id=clip_id, path=path, start=offset, label=label, split=split))
     return items
+
+
+def check_clip_id(clip_id: str, where: str) -> None:
+    """Ids name files inside the video, cache and output folders, so they must be plain names: an id
+    such as ``../../x`` or ``/abs/x`` would read or write outside them."""
+    unsafe = (
+        not clip_id
+        or clip_id in (".", "..")
+        or any(sep in clip_id for sep in ("/", "\\", "\0"))
+        or clip_id.startswith(".")  # also hidden names, which temporaries use
+    )
+    if unsafe:
+        raise ValueError(f"{where}: id {clip_id!r} is not a plain file name (no '/', '\\', leading '.'); "
+                         "ids must name files inside their folders")
 
 
 def _video_path(video_dir: Path, clip_id: str, start: float) -> tuple[Path, float]:

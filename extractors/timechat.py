@@ -165,7 +165,7 @@ def build_tokenizer(name: str) -> BertTokenizerFast:
     if name == BUILTIN_TOKENIZER:
         return BertTokenizerFast(vocab={w: i for i, w in enumerate(_BUILTIN_VOCAB)}, do_lower_case=True)
     try:
-        return BertTokenizerFast.from_pretrained(name)
+        return BertTokenizerFast.from_pretrained(name, local_files_only=True)  # a folder or the HF cache: never online
     except (OSError, ValueError) as err:
         raise FileNotFoundError(
             f"BERT tokenizer {name!r} not found (TimeChat needs bert-base-uncased's vocabulary: put the "

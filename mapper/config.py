@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from transformers import PretrainedConfig
 
 from extractors.encoders import StreamSpec
+from mapper.arguments import check_choice, check_number
 
 ALL_STREAMS = "all"
 FUSIONS = ("concat_proj", "add", "time_cat")
 LOSSES = ("mse", "l1")
 MAPPER_TYPES = ("autoregressive", "diffusion")
-
-
-def check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{field}={value!r} is not one of {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,15 @@ class MapperOptions:
         check_choice("mapper_type", self.mapper_type, MAPPER_TYPES)
         check_choice("fusion", self.fusion, FUSIONS)
         check_choice("loss", self.loss, LOSSES)
+        for name in ("n_layer", "n_head", "n_positions", "diffusion_train_timesteps", "diffusion_inference_steps"):
+            check_number(name, getattr(self, name), low=1, integer=True)
+        check_number("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
+        if self.diffusion_inference_steps > self.diffusion_train_timesteps:
+            raise ValueError(f"diffusion_inference_steps={self.diffusion_inference_steps} must be <= "
+                             f"diffusion_train_timesteps={self.diffusion_train_timesteps}")
+        if not (isinstance(self.encoders, str) or (isinstance(self.encoders, (list, tuple)) and self.encoders
+                                                   and all(isinstance(e, str) for e in self.encoders))):
+            raise ValueError(f"encoders={self.encoders!r} must be 'all', a stream name or a list of names")
         if self.fusion != "concat_proj" and self.encoders != ALL_STREAMS and len(self.encoder_names) < 2:
             # 'add' and 'time_cat' combine streams; with one there is nothing to fuse.
             raise ValueError(f"fusion={self.fusion!r} combines several streams; encoders={self.encoders!r} selects one")
@@ -90,6 +95,8 @@ class MapperConfig(PretrainedConfig):
         self.num_frames, self.num_audio_tokens, self.audio_token_dim = num_frames, num_audio_tokens, audio_token_dim
         self.extractor_preset, self.extractor_fingerprint = extractor_preset, extractor_fingerprint
         self.audioldm2 = audioldm2
+        if audio_token_dim % options.n_head:
+            raise ValueError(f"n_head={options.n_head} must divide the token width {audio_token_dim}")
         unknown = [name for name in (options.encoder_names or []) if name not in self.streams]
         if unknown:
             raise ValueError(f"encoders {unknown} are not among the streams {list(self.streams)}")

@@ -7,14 +7,21 @@ YAML is the signatures of `MapperModule` and `MapperDataModule` (see `--help`, `
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import torch
+from jsonargparse import ArgumentError
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 
-from mapper.training.metrics import evaluate_mapper, format_report
+from extractors.cache import CacheMismatchError
+from mapper.arguments import check_number
 from mapper.last_mapper import remember_last_mapper
 from mapper.training import MapperDataModule, MapperModule
+from mapper.training.checkpointing import SafeCheckpointIO, UnsafeCheckpointError, is_remote, load_checkpoint_file
+from mapper.training.data import DataError
+from mapper.training.metrics import evaluate_mapper, format_report
+from recipes.cli import usage_error
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -26,34 +33,75 @@ class TrainMapperCLI(LightningCLI):
         parser.add_argument("--sample_video", default=None, help="video to render a sample from after training")
         parser.add_argument("--sample_steps", type=int, default=100, help="AudioLDM-2 steps for the sample")
         parser.add_argument("--resume", type=bool, default=False, help="continue from the last checkpoint (last.ckpt)")
-        parser.add_argument("--ckpt_path", default=None, help="continue from this checkpoint")
+        parser.add_argument("--ckpt_path", default=None, help="continue from this checkpoint (a local file)")
+        parser.add_argument("--allow_remote_checkpoint", type=bool, default=False,
+                            help="allow --ckpt_path to be a URL (still read weights-only)")
+
+    def before_instantiate_classes(self) -> None:
+        # Every argument is checked before any class is built: a bad value costs no model.
+        check_run_arguments(self.config)
+        MapperDataModule.check_arguments(**self.config["data"].as_dict())
+        MapperModule.check_arguments(**self.config["model"].as_dict())
 
 
-def main(args: list[str] | None = None) -> dict:
-    cli = TrainMapperCLI(
-        MapperModule,
-        MapperDataModule,
-        run=False,
-        args=args,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"default_config_files": [str(CONFIG_DIR / "toy.yaml")]},
-    )
+def check_run_arguments(config) -> None:
+    """The recipe's own arguments, checked before any class is built (ValueError, one line)."""
+    export_dir = Path(config["export_dir"])
+    if export_dir.exists() and not export_dir.is_dir():
+        raise ValueError(f"--export_dir {export_dir} is a file; expected a folder for the mapper")
+    if config["sample_video"] is not None and not Path(config["sample_video"]).is_file():
+        raise ValueError(f"--sample_video {config['sample_video']}: no such file")
+    check_number("--sample_steps", config["sample_steps"], low=1, high=1000, integer=True)
+    ckpt_path = config["ckpt_path"]
+    if ckpt_path is not None:
+        if config["resume"]:
+            raise ValueError("--resume and --ckpt_path both name where to continue from; give one")
+        if is_remote(ckpt_path) and not config["allow_remote_checkpoint"]:
+            raise ValueError(f"--ckpt_path {ckpt_path} is remote; download it yourself, or allow it "
+                             "with --allow_remote_checkpoint true (it is still read weights-only)")
+        if not is_remote(ckpt_path) and not Path(ckpt_path).is_file():
+            raise ValueError(f"--ckpt_path {ckpt_path}: no such file")
+
+
+def main(args: list[str] | None = None) -> dict | int:
+    try:
+        cli = TrainMapperCLI(
+            MapperModule,
+            MapperDataModule,
+            run=False,
+            args=args,
+            save_config_kwargs={"overwrite": True},
+            # parse errors are raised, then printed below as one line
+            parser_kwargs={"default_config_files": [str(CONFIG_DIR / "toy.yaml")], "exit_on_error": False},
+        )
+    except (ArgumentError, ValueError, KeyError, FileNotFoundError, MisconfigurationException) as error:
+        # jsonargparse's messages span lines; a KeyError's str() is quoted
+        return usage_error(" ".join(str(error.args[0] if isinstance(error, KeyError) else error).split()))
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
+    # Every checkpoint this run reads (--ckpt_path, --resume, the best one) goes through this.
+    trainer.strategy.checkpoint_io = SafeCheckpointIO(allow_remote=cli.config["allow_remote_checkpoint"])
     _fix_checkpoint_dir(trainer)
     print(data.apply_batch_plan(trainer).describe())
     ckpt_path = cli.config["ckpt_path"] or ("last" if cli.config["resume"] else None)
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    except (DataError, UnsafeCheckpointError, CacheMismatchError) as error:
+        return usage_error(error)
     _load_best(model, trainer)
 
-    metrics = evaluate_mapper(model.mapper, data.splits["train"], data.splits["test"])
-    for logger in trainer.loggers:
-        logger.log_metrics({f"test/{name}": value for name, value in metrics.items()}, step=trainer.global_step)
-        logger.save()
-    print(format_report(metrics))
     export_dir = Path(cli.config["export_dir"])
-    model.mapper.save_pretrained(export_dir)
+    model.mapper.save_pretrained(export_dir)  # before anything else can fail: the trained mapper is kept
     remember_last_mapper(export_dir)
     print(f"mapper saved to {export_dir}")
+    metrics = {}
+    if len(data.splits["test"]):
+        metrics = evaluate_mapper(model.mapper, data.splits["train"], data.splits["test"])
+        for logger in trainer.loggers:
+            logger.log_metrics({f"test/{name}": value for name, value in metrics.items()}, step=trainer.global_step)
+            logger.save()
+        print(format_report(metrics))
+    else:
+        print(f"{data.cache.root}: no clips in the 'test' split; held-out metrics skipped")
 
     sample = (cli.config["sample_video"], None) if cli.config["sample_video"] else _held_out_toy_clip(data)
     if sample:
@@ -73,8 +121,7 @@ def _fix_checkpoint_dir(trainer) -> None:
 def _load_best(model: MapperModule, trainer) -> None:
     best = getattr(trainer.checkpoint_callback, "best_model_path", "")
     if best:
-        checkpoint = torch.load(best, map_location="cpu", weights_only=True)
-        model.load_state_dict(checkpoint["state_dict"])
+        model.load_state_dict(load_checkpoint_file(best)["state_dict"])
         print(f"best checkpoint: {best}")
 
 
@@ -100,4 +147,5 @@ def _render_sample(mapper_dir: Path, video: str, label: str | None, steps: int) 
 
 
 if __name__ == "__main__":
-    main()
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)

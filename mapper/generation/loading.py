@@ -6,16 +6,18 @@ condition; a saved ``VideoToAudioPipeline`` folder carries all of them.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
 
+from extractors.encoders import StreamSpec
 from extractors.presets import get_preset
 from mapper.decoders.audioldm2 import load_audioldm2
 from mapper.generation.extractors_component import VisualExtractors
 from mapper.generation.pipeline import VideoToAudioPipeline
 from mapper.last_mapper import last_mapper
-from mapper.loading import load_mapper
+from mapper.loading import check_weights_match_folder, load_mapper
 
 
 def parse_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -49,7 +51,8 @@ def load_pipeline(
     dtype = parse_dtype(dtype)
     mapper_dir = Path(mapper) if mapper is not None else last_mapper()
     if (mapper_dir / "model_index.json").is_file():
-        pipe = VideoToAudioPipeline.from_pretrained(mapper_dir, local_files_only=True)
+        check_weights_match_folder(mapper_dir / "mapper")
+        pipe = VideoToAudioPipeline.from_pretrained(mapper_dir, local_files_only=True, use_safetensors=True)
         pipe.to(device)
         for name in ("mapper", "vae", "text_encoder_2", "unet", "vocoder", *VideoToAudioPipeline._optional_components):
             module = getattr(pipe, name, None)
@@ -58,14 +61,35 @@ def load_pipeline(
         pipe.set_progress_bar_config(disable=not progress)
         return pipe
     model = load_mapper(mapper_dir).to(device=device, dtype=dtype)
-    preset = get_preset(extractors or model.config.extractor_preset)
-    if extractors is None and preset.fingerprint() != model.config.extractor_fingerprint:
-        raise ValueError(
-            f"{mapper_dir}: trained on features of a different '{preset.name}' preset config "
-            f"(fingerprint {model.config.extractor_fingerprint} vs {preset.fingerprint()})"
-        )
+    preset = matching_preset(model.config, extractors, mapper_dir)
     frozen = VisualExtractors.from_preset(preset).to(device)
-    decoder = load_audioldm2(audioldm2 or model.config.audioldm2, device=device, dtype=dtype)
+    # The network only for a hub id the caller named; the config's own is read from the local cache.
+    decoder = load_audioldm2(audioldm2 or model.config.audioldm2, device=device, dtype=dtype, download=audioldm2 is not None)
     pipe = VideoToAudioPipeline.from_parts(frozen, model, decoder)
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
+
+
+def matching_preset(config, extractors: str | None, mapper_dir: Path):
+    """The extractor preset for a mapper: the one its config names, or ``extractors`` if it gives
+    the features the mapper was trained on (the same streams and shapes; an override with other
+    weights only warns, since that can be deliberate)."""
+    preset = get_preset(extractors or config.extractor_preset)
+    if preset.fingerprint() == config.extractor_fingerprint:
+        return preset
+    if extractors is None:
+        raise ValueError(
+            f"{mapper_dir}: trained on features of a different '{preset.name}' preset config "
+            f"(fingerprint {config.extractor_fingerprint} vs {preset.fingerprint()})"
+        )
+    dims = preset.dims
+    streams = {name: spec.to_dict() for name, spec in dims.streams.items()}
+    recorded = {name: StreamSpec.from_dict(spec).to_dict() for name, spec in config.streams.items()}
+    if streams != recorded or dims.num_frames != config.num_frames:
+        raise ValueError(
+            f"extractors={extractors!r} gives other features than {mapper_dir} was trained on "
+            f"('{config.extractor_preset}': streams {sorted(recorded)}, {config.num_frames} frames)"
+        )
+    warnings.warn(f"extractors={extractors!r} differs from the preset '{config.extractor_preset}' {mapper_dir} "
+                  "was trained on (same shapes, other configuration or weights)", stacklevel=3)
+    return preset

@@ -4,6 +4,7 @@ Its ``__init__`` signature is the ``data:`` schema of ``recipes/configs/*.yaml``
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import lightning as L
@@ -13,10 +14,15 @@ from torch.utils.data import DataLoader
 
 from extractors.cache import FeatureCache
 from extractors.manifest import SPLITS
-from extractors.presets import AUDIO_TARGET, get_preset
+from extractors.presets import AUDIO_TARGET, PRESETS, get_preset
+from mapper.arguments import check_choice, check_number
 from mapper.training.batch_plan import BatchPlan, plan_batches
 from mapper.training.feature_arrays import FeatureArrays, identity_collate
 from mapper.training.order import EpochShuffleSampler, ResumableLoader
+
+
+class DataError(ValueError):
+    """The cache cannot be trained on as it is (one line naming the folder and the reason)."""
 
 
 @dataclass
@@ -41,6 +47,7 @@ class MapperDataModule(L.LightningDataModule):
         """`batch_size`: the GLOBAL batch, kept when devices change (per-device batch and gradient
         accumulation are derived, see `plan_batches`); `max_device_batch`: memory limit per device;
         `toy_world`: build this world and extract it into `cache` if `cache` is absent."""
+        self.check_arguments(cache, preset, batch_size, max_device_batch, num_workers, toy_world)
         super().__init__()
         self.cache, self.preset, self.batch_size = FeatureCache(cache), preset, batch_size
         self.max_device_batch, self.num_workers, self.toy_world = max_device_batch, num_workers, toy_world
@@ -48,6 +55,22 @@ class MapperDataModule(L.LightningDataModule):
         self.seed = torch.initial_seed() % 2**31  # LightningCLI's seed_everything has run by now
         self.splits: dict = {}
         self._train_loader = None
+
+    @staticmethod
+    def check_arguments(cache, preset, batch_size, max_device_batch=None, num_workers=0, toy_world=None) -> None:
+        """`__init__`'s arguments, checked without building anything (the CLI calls it first)."""
+        check_choice("data.preset", preset, sorted(PRESETS))
+        check_number("data.batch_size", batch_size, low=1, integer=True)
+        if max_device_batch is not None:
+            check_number("data.max_device_batch", max_device_batch, low=1, integer=True)
+        check_number("data.num_workers", num_workers, low=0, integer=True)
+        if os.path.exists(cache) and not os.path.isdir(cache):
+            raise ValueError(f"data.cache={cache!r} is a file; expected a cache folder")
+        if toy_world is not None:
+            toy_world = ToyWorld(**toy_world) if isinstance(toy_world, dict) else toy_world
+            # every split needs clips (the world assigns them in proportion)
+            check_number("data.toy_world.num_clips", toy_world.num_clips, low=len(SPLITS) * 2, integer=True)
+            check_number("data.toy_world.seed", toy_world.seed, low=0, integer=True)
 
     def apply_batch_plan(self, trainer: L.Trainer) -> BatchPlan:
         """Set the per-device batch and the trainer's accumulation for its world size."""
@@ -59,6 +82,11 @@ class MapperDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         if self.cache.exists() or self.toy_world is None:
             return
+        if self.cache.root.is_dir() and any(self.cache.root.iterdir()):
+            # Something is there but not a cache this toolkit made (or its cache.json is lost):
+            # never extract the toy world into it.
+            raise DataError(f"{self.cache.root}: not empty but has no cache.json; the toy world is only "
+                            "built into a missing or empty folder (pick another data.cache)")
         from extractors.manifest import list_clips
         from extractors.extraction import extract_to_cache
         from extractors.frozen import FrozenExtractors
@@ -75,8 +103,10 @@ class MapperDataModule(L.LightningDataModule):
         columns = list(preset.dims.shapes())  # every visual stream, then the target
         for split in SPLITS:
             self.splits[split] = FeatureArrays(rows, columns, np.flatnonzero(split_of_row == split))
-        if len(self.splits["train"]) == 0:
-            raise ValueError(f"{self.cache.root}: no clips in the 'train' split")
+        # Checked before training starts, so a run never ends without a split it needs.
+        for split in ("train", "val"):
+            if len(self.splits[split]) == 0:
+                raise DataError(f"{self.cache.root}: no clips in the '{split}' split (training needs train and val)")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from extractors.presets import AUDIO_TARGET
+from mapper.arguments import check_choice, check_number
 from mapper.config import MapperConfig, MapperOptions
 from mapper.loading import build_mapper
-from mapper.training.language_model import load_language_model
+from mapper.training.language_model import language_model_folder, load_language_model
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -35,15 +36,31 @@ class MapperModule(L.LightningModule):
         states only AdamW at 1e-3) or "cosine" (decay to 0 over the run); `warmup_steps`: linear
         warm-up; `init_language_model`: AudioLDM-2's GPT-2 to start from (a local `language_model`
         folder, or the hub id `cvssp/audioldm2` — the only case that goes online)."""
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+        config = self.check_arguments(preset, mapper, lr, weight_decay, lr_schedule, warmup_steps, init_language_model)
         super().__init__()
         # Plain data in the checkpoint's hyperparameters, so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["mapper"])
         self.hparams["mapper"] = dataclasses.asdict(mapper)
-        self.mapper = build_mapper(MapperConfig.from_preset(preset, mapper))
+        self.mapper = build_mapper(config)
+
+    @staticmethod
+    def check_arguments(preset, mapper, lr, weight_decay, lr_schedule, warmup_steps, init_language_model) -> MapperConfig:
+        """`__init__`'s arguments, checked without building anything (the CLI calls it first); the
+        mapper's config."""
+        check_choice("model.lr_schedule", lr_schedule, LR_SCHEDULES)
+        check_number("model.lr", lr, low=0.0, low_inclusive=False)
+        check_number("model.weight_decay", weight_decay, low=0.0)
+        check_number("model.warmup_steps", warmup_steps, low=0, integer=True)
         if init_language_model:
-            self.mapper.load_language_model(load_language_model(init_language_model))
+            language_model_folder(init_language_model)  # a missing folder fails now, not once training starts
+        mapper = MapperOptions(**mapper) if isinstance(mapper, dict) else mapper
+        return MapperConfig.from_preset(preset, mapper)
+
+    def setup(self, stage: str) -> None:
+        # Loaded here, not in __init__: every argument (the trainer's too) is checked before any
+        # weights are read or downloaded. A resumed run then restores its checkpoint over it.
+        if stage == "fit" and self.hparams.init_language_model:
+            self.mapper.load_language_model(load_language_model(self.hparams.init_language_model))
 
     def _split(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """A cache batch -> ({stream name: (B, tokens, dim)} the mapper reads, target (B, N, D)), float32."""

@@ -14,7 +14,6 @@ from diffusers import AudioLDM2Pipeline
 from mapper.decoders.audioldm2.tiny import build_tiny_audioldm2, freeze
 
 
-
 def _looks_like_path(name: str) -> bool:
     """A hub id is ``name`` or ``owner/name``; anything else is meant as a local folder."""
     return (
@@ -26,10 +25,20 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def _from_hub(repo_id: str, dtype: torch.dtype) -> AudioLDM2Pipeline:
-    """Hub download; a failure (offline, unknown id) becomes one line naming both readings."""
+def _from_hub(repo_id: str, dtype: torch.dtype, download: bool) -> AudioLDM2Pipeline:
+    """From the local Hugging Face cache, or downloaded when ``download``; a failure (offline,
+    unknown id, not cached) becomes one line naming both readings."""
+    if not download:
+        try:
+            return AudioLDM2Pipeline.from_pretrained(repo_id, dtype=dtype, local_files_only=True, use_safetensors=True)
+        except OSError:
+            raise FileNotFoundError(
+                f"AudioLDM-2 '{repo_id}' (named by the mapper's config) is not in the local Hugging Face cache, "
+                f"and nothing is downloaded unless you name it: pass audioldm2='{repo_id}' (--audioldm2 {repo_id}) "
+                "or a local folder"
+            ) from None
     try:
-        return AudioLDM2Pipeline.from_pretrained(repo_id, dtype=dtype)
+        return AudioLDM2Pipeline.from_pretrained(repo_id, dtype=dtype, use_safetensors=True)
     except OSError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OSError(
@@ -38,11 +47,12 @@ def _from_hub(repo_id: str, dtype: torch.dtype) -> AudioLDM2Pipeline:
 
 
 def load_audioldm2(
-    name_or_path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    name_or_path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, download: bool = True
 ) -> AudioLDM2Pipeline:
     """``"tiny"`` -> random tiny pipeline; a local folder -> offline load; else a hub id.
 
-    Only a hub id may reach the network (see the module docstring).
+    Only a hub id may reach the network, and only with ``download`` (the user named it); without,
+    a hub id is read from the local Hugging Face cache or refused. Weights are read as safetensors.
     """
     if name_or_path == "tiny":
         return _placed(build_tiny_audioldm2(), device, dtype)
@@ -50,14 +60,14 @@ def load_audioldm2(
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "model_index.json")):
             raise FileNotFoundError(f"{path} is not a diffusers AudioLDM-2 folder: model_index.json is missing")
-        pipe = AudioLDM2Pipeline.from_pretrained(path, local_files_only=True, dtype=dtype)
+        pipe = AudioLDM2Pipeline.from_pretrained(path, local_files_only=True, dtype=dtype, use_safetensors=True)
     elif os.path.exists(path) or _looks_like_path(name_or_path):
         raise FileNotFoundError(
             f"AudioLDM-2 folder not found: {path} (expected a diffusers save_pretrained folder, "
             "'tiny', or a hub id such as cvssp/audioldm2)"
         )
     else:
-        pipe = _from_hub(name_or_path, dtype)
+        pipe = _from_hub(name_or_path, dtype, download)
     return _placed(freeze(pipe), device, dtype)  # dtype again: older diffusers ignore the kwarg
 
 
