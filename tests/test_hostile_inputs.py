@@ -283,3 +283,17 @@ def test_an_extractor_override_must_give_the_features_the_mapper_was_trained_on(
     monkeypatch.setattr("mapper.generation.extractors_component.VisualExtractors.from_preset", pytest.fail)
     with pytest.raises(ValueError, match="extractors='paper' gives other features than"):
         load_pipeline(mapper=saved_tiny_mapper, extractors="paper")
+
+
+def test_a_saved_pipeline_may_only_name_known_component_libraries(tmp_path):
+    from mapper.generation.loading import load_pipeline
+
+    folder = tmp_path / "pipeline"
+    folder.mkdir()
+    index = {"_class_name": "VideoToAudioPipeline", "vae": ["diffusers", "AutoencoderKL"], "mapper": ["os", "system"]}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="component 'mapper' comes from \\['os', 'system'\\]"):
+        load_pipeline(mapper=folder)
+    (folder / "model_index.json").write_text(json.dumps({**index, "_class_name": "StableDiffusionPipeline"}))
+    with pytest.raises(ValueError, match="not a saved VideoToAudioPipeline"):
+        load_pipeline(mapper=folder)

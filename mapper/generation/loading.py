@@ -5,6 +5,7 @@ condition; a saved ``VideoToAudioPipeline`` folder carries all of them.
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -51,6 +52,7 @@ def load_pipeline(
     dtype = parse_dtype(dtype)
     mapper_dir = Path(mapper) if mapper is not None else last_mapper()
     if (mapper_dir / "model_index.json").is_file():
+        check_model_index(mapper_dir / "model_index.json")
         check_weights_match_folder(mapper_dir / "mapper")
         pipe = VideoToAudioPipeline.from_pretrained(mapper_dir, local_files_only=True, use_safetensors=True)
         pipe.to(device)
@@ -68,6 +70,24 @@ def load_pipeline(
     pipe = VideoToAudioPipeline.from_parts(frozen, model, decoder)
     pipe.set_progress_bar_config(disable=not progress)
     return pipe
+
+
+# Where a saved pipeline's components may come from: diffusers imports whatever model_index.json
+# names, so a crafted folder could otherwise make it import and call any installed module.
+COMPONENT_LIBRARIES = ("diffusers", "transformers", "audioldm2", "mapper.model", "mapper.diffusion_mapper",
+                       "mapper.generation.extractors_component")
+
+
+def check_model_index(path: Path) -> None:
+    index = json.loads(path.read_text())
+    if index.get("_class_name") != VideoToAudioPipeline.__name__:
+        raise ValueError(f"{path}: a {index.get('_class_name')!r} folder, not a saved {VideoToAudioPipeline.__name__}")
+    for name, entry in index.items():
+        if name.startswith("_") or entry in (None, [None, None]):
+            continue
+        if not (isinstance(entry, list) and len(entry) == 2 and entry[0] in COMPONENT_LIBRARIES):
+            raise ValueError(f"{path}: component {name!r} comes from {entry!r}; allowed libraries: "
+                             f"{', '.join(COMPONENT_LIBRARIES)}")
 
 
 def matching_preset(config, extractors: str | None, mapper_dir: Path):
