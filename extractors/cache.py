@@ -8,12 +8,22 @@ On disk a cache is a folder:
                                      per clip; each extraction process (rank R) writes its own
     CACHE/failures-rank<R>.jsonl     clips rank R could not extract, with the reason (one file per
                                      rank, so concurrent ranks never interleave lines)
+    CACHE/extraction.lock            held (flock) by the one job writing the cache: an extraction (all
+                                     its ranks) or a repair; a second one is refused, naming the holder
+    CACHE/corrupt/<shard>            unreadable shards, moved aside by the next extraction, which
+                                     extracts their clips again (nothing is deleted)
+    CACHE/replaced/<shard>           shards that `repair()` rewrote without their repeated rows
 
 Every shard is written to a temporary folder and renamed into place, so a killed job (even
 `kill -9`) leaves only complete shards; a rerun skips every clip already in one. `load()` merges the
 shards of all ranks into one `datasets.Dataset`, sorted by id (no copy: Arrow tables are
 memory-mapped, the order is an index), so the same clips give the same dataset whatever the number
 of processes or interruptions that produced it.
+
+A folder is recognised before anything is written to it: shards without a cache.json (how they
+were extracted is unknown) are never resumed or loaded (`orphaned_shards()`); a clip id in two
+rows (two writers without the lock) is refused on load and on resume until `repair()`; a shard
+that cannot be read is named in one line.
 
 Row columns: id, label, split, start, duration, num_valid_frames, one column per visual stream of the
 preset (e.g. cavp (T, Dc), timechat (W*Q, Dt)), audiomae (N, Da), preset, preset_fingerprint.
@@ -28,9 +38,12 @@ One cache is one or the other; resuming it in the other mode is an error, and
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import logging
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 
@@ -44,10 +57,28 @@ from extractors.presets import AUDIO_TARGET
 # 3: one column per named visual stream; stream spans in cache.json instead of a timechat_spans column
 CACHE_FORMAT = 3
 DTYPES = ("float16", "float32")
+LOCK_FILE = "extraction.lock"
+CORRUPT_DIR = "corrupt"
+REPLACED_DIR = "replaced"
+REPAIR_COMMAND = "python -m recipes.extract_features --out {root} --repair"
+
+log = logging.getLogger(__name__)
 
 
 class CacheMismatchError(ValueError):
-    """The cache on disk was extracted with a different preset/config/format than requested."""
+    """The folder on disk is not a cache of the requested preset/config/format (or not a cache at all)."""
+
+
+class CacheBusyError(RuntimeError):
+    """Another extraction or repair holds the cache's lock."""
+
+
+class CorruptShardError(ValueError):
+    """A shard of the cache cannot be read."""
+
+
+class DuplicateRowsError(ValueError):
+    """A clip id is in more than one row of the cache."""
 
 
 def toolkit_version() -> str:
@@ -107,10 +138,57 @@ class FeatureCache:
     def exists(self) -> bool:
         return self.meta_path.is_file()
 
+    def orphaned_shards(self) -> list[Path]:
+        """The shards of a folder that has no cache.json: [] for a cache (cache.json present) or a folder
+        without shards. Such shards were extracted in an unknown way, so nothing may load or resume them:
+        `meta`, `load` and `initialise` raise CacheMismatchError for them."""
+        return [] if self.exists() else self.shard_paths()
+
     def meta(self) -> dict:
         if not self.exists():
+            self._refuse_orphaned()
+            self._refuse_file()
             raise FileNotFoundError(f"{self.root}: not a feature cache (no cache.json); run recipes.extract_features")
         return json.loads(self.meta_path.read_text())
+
+    def _refuse_orphaned(self) -> None:
+        orphans = self.orphaned_shards()
+        if orphans:
+            raise CacheMismatchError(f"{self.root}: holds {len(orphans)} feature shards but no cache.json, so how they "
+                                     f"were extracted is unknown; extract into another --out (or move {self.shard_dir} "
+                                     f"aside)")
+
+    def _refuse_file(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise CacheMismatchError(f"{self.root}: is a file, not a cache folder; use another --out")
+
+    # ------------------------------------------------------------------ one writer at a time
+    @contextlib.contextmanager
+    def lock(self, job: str = "extraction"):
+        """Hold the cache for one writing `job` (an extraction with all its ranks, or a repair) until
+        the block ends; raise CacheBusyError, naming the holder, if another job holds it.
+
+        An flock, not a pid file: the kernel releases it when the holder dies (even `kill -9`), so a
+        crashed job never leaves the cache locked. The file stays; it only says who holds it.
+        """
+        self._refuse_file()
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "job (pid unknown)"
+                raise CacheBusyError(f"{self.root}: another {holder} holds this cache ({LOCK_FILE}); wait for it "
+                                     f"to end, or use another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{job} (pid {os.getpid()} on {socket.gethostname()})\n".encode(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)  # still locked here: nobody reads a stale holder
+        finally:
+            os.close(fd)  # releases the lock
 
     # ------------------------------------------------------------------ creation and checks
     def initialise(self, preset, dtype: str | None = None, require_audio: bool = True) -> None:
@@ -126,11 +204,15 @@ class FeatureCache:
             meta = self.check(preset)
             if dtype is not None and dtype != meta["dtype"]:
                 raise CacheMismatchError(f"{self.root}: the cache stores {meta['dtype']}, not {dtype}; "
-                                         f"resume it without a dtype or use another --out")
+                                         f"resume it without --dtype or use another --out")
             if require_audio != meta["require_audio"]:
-                raise CacheMismatchError(f"{self.root}: a {_mode(meta['require_audio'])} cache cannot be resumed "
-                                         f"by a {_mode(require_audio)} extraction; use another --out")
+                raise CacheMismatchError(f"{self.root}: {_mode(meta['require_audio'])} cache cannot be resumed "
+                                         f"by {_mode(require_audio)} extraction; resume it "
+                                         f"{'without' if meta['require_audio'] else 'with'} --inference, "
+                                         f"or use another --out")
             return
+        self._refuse_file()
+        self._refuse_orphaned()  # never write a cache.json over shards it may not describe
         self.root.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": CACHE_FORMAT,
@@ -152,7 +234,7 @@ class FeatureCache:
             raise CacheMismatchError(
                 f"{self.root}: extracted with preset {meta['preset']!r} "
                 f"(fingerprint {meta['preset_fingerprint']}), not {preset.name!r} "
-                f"(fingerprint {preset.fingerprint()}); use another --out or the matching preset"
+                f"(fingerprint {preset.fingerprint()}); use another --out or the matching --preset"
             )
         return meta
 
@@ -163,10 +245,56 @@ class FeatureCache:
         return sorted(p for p in self.shard_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def completed_ids(self) -> set[str]:
-        done: set[str] = set()
+        """Ids of every clip in the cache; CorruptShardError for an unreadable shard, DuplicateRowsError
+        if a clip is in two rows (resuming such a cache would report success over a cache that cannot load)."""
+        holders: dict[str, list[str]] = {}
         for path in self.shard_paths():
-            done.update(_shard_ids(path))
-        return done
+            for clip_id in _shard_ids(path):
+                holders.setdefault(clip_id, []).append(path.name)
+        repeated = next((i for i, names in holders.items() if len(names) > 1), None)
+        if repeated is not None:
+            raise self._duplicate_error(repeated, holders[repeated])
+        return set(holders)
+
+    def quarantine_corrupt(self) -> list[Path]:
+        """Move every unreadable shard to CACHE/corrupt/ (its clips are then not done, so an extraction
+        extracts them again); returns where they went. Only the lock holder may call this."""
+        moved = []
+        for path in self.shard_paths():
+            try:
+                _open_shard(path)
+            except CorruptShardError as error:
+                moved.append(self._move_aside(path, CORRUPT_DIR))
+                log.warning("%s; moved to %s", error, moved[-1])
+        return moved
+
+    def repair(self) -> list[str]:
+        """Make the cache loadable again, holding its lock; returns one line per thing done (none: nothing to do).
+
+        An unreadable shard goes to CACHE/corrupt/ (an extraction then extracts its clips again). A shard
+        repeating clip ids of an earlier shard (`shard_paths` order) or of itself is written again
+        without those rows, so each clip keeps its first row; the original goes to CACHE/replaced/
+        (nothing is deleted: remove replaced/ once the cache loads). The new shard is complete before
+        the old one moves, so an interrupted repair leaves repeated rows, never missing ones; run it again.
+        """
+        self.meta()  # a cache, not a missing or orphaned folder (before the lock, which creates the folder)
+        with self.lock("repair"):
+            self.clean_temporaries()
+            done = [f"moved unreadable shard {p.name} to {p.parent}/ (the next extraction extracts its clips again)"
+                    for p in self.quarantine_corrupt()]
+            seen: set[str] = set()
+            for path in self.shard_paths():
+                shard = _open_shard(path)
+                keep = [i for i, clip_id in enumerate(shard.data.column("id").to_pylist())
+                        if not (clip_id in seen or seen.add(clip_id))]
+                if len(keep) == len(shard):
+                    continue
+                rank_prefix = path.name.split("-")[0]
+                new = f" into {self._save_shard(shard.select(keep), rank_prefix).name}" if keep else ""
+                aside = self._move_aside(path, REPLACED_DIR)
+                done.append(f"dropped {len(shard) - len(keep)} repeated rows of shard {path.name}{new} "
+                            f"(original in {aside.parent}/)")
+            return done
 
     def write_shard(self, rows: list[dict], rank: int = 0) -> Path:
         """Write `rows` as one new shard of process `rank`, atomically (temp folder + rename)."""
@@ -181,14 +309,27 @@ class FeatureCache:
         columns = {name: [row[name] for row in rows] for name in features}
         with _quiet_datasets():
             shard = datasets.Dataset.from_dict(columns, features=features)  # float32 arrays cast to dtype here
-            self.shard_dir.mkdir(parents=True, exist_ok=True)
-            final = self.shard_dir / f"rank{rank:03d}-{uuid.uuid4().hex[:12]}"
-            with atomic_path(final) as tmp:
-                shard.save_to_disk(str(tmp))
+        return self._save_shard(shard, f"rank{rank:03d}")
+
+    def _save_shard(self, shard: datasets.Dataset, prefix: str) -> Path:
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        final = self.shard_dir / f"{prefix}-{uuid.uuid4().hex[:12]}"
+        with _quiet_datasets(), atomic_path(final) as tmp:
+            shard.save_to_disk(str(tmp))
         return final
 
+    def _move_aside(self, shard: Path, folder: str) -> Path:
+        """Rename `shard` into CACHE/<folder>/ (a rename: atomic, nothing copied or deleted)."""
+        (self.root / folder).mkdir(exist_ok=True)
+        target = self.root / folder / shard.name
+        while target.exists():  # the same shard name moved aside before: keep both
+            target = target.with_name(f"{shard.name}.{uuid.uuid4().hex[:6]}")
+        os.replace(shard, target)
+        return target
+
     def clean_temporaries(self) -> None:
-        """Remove half-written shards left by a killed job (call before any process writes)."""
+        """Remove half-written shards left by a killed job. Only the lock holder may call this, before any of
+        its processes writes: a temporary of a job still running would be deleted under it."""
         for tmp in self.shard_dir.glob(".*.tmp") if self.shard_dir.is_dir() else []:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -225,21 +366,26 @@ class FeatureCache:
         paths = self.shard_paths()
         if not paths:
             raise FileNotFoundError(f"{self.root}: the cache holds no extracted clips yet")
-        rows = datasets.concatenate_datasets([datasets.load_from_disk(str(p)) for p in paths])
+        rows = datasets.concatenate_datasets([_open_shard(p) for p in paths])
         ids = np.asarray(rows.data.column("id").to_pylist(), dtype=object)
         order = np.argsort(ids, kind="stable")
         sorted_ids = ids[order]
         repeated = sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]]
         if len(repeated):
-            holders = [p.name for p in paths if repeated[0] in set(_shard_ids(p))]
-            raise ValueError(f"{self.root}: clip id {repeated[0]!r} is in more than one row (shards "
-                             f"{', '.join(holders)}); a cache holds one row per clip, delete one of them")
+            holders = [p.name for p in paths for i in _shard_ids(p) if i == repeated[0]]
+            raise self._duplicate_error(repeated[0], holders, len(set(repeated)))
         if require_audio and rows.data.column(AUDIO_TARGET).null_count:
             raise CacheMismatchError(f"{self.root}: {rows.data.column(AUDIO_TARGET).null_count} clips have no "
                                      f"AudioMAE target (an inference extraction); training needs a training cache")
         if not np.array_equal(order, np.arange(len(order))):
             rows = rows.select(order)
         return rows
+
+    def _duplicate_error(self, clip_id: str, holders: list[str], count: int = 1) -> DuplicateRowsError:
+        more = f" (and {count - 1} more ids)" if count > 1 else ""
+        return DuplicateRowsError(f"{self.root}: clip id {clip_id!r} is in more than one row (shards {', '.join(holders)})"
+                                  f"{more}; a cache holds one row per clip: repair it (keeps each clip's first row) "
+                                  f"with {REPAIR_COMMAND.format(root=self.root)}")
 
     def _meta_of_this_format(self) -> dict:
         meta = self.meta()
@@ -249,8 +395,21 @@ class FeatureCache:
         return meta
 
 
+def _open_shard(path: Path) -> datasets.Dataset:
+    """One shard, memory-mapped; CorruptShardError (one line, naming it) if it cannot be read."""
+    try:
+        shard = datasets.load_from_disk(str(path))
+        shard.data.column("id")  # a folder of some other dataset is no shard of ours either
+    except Exception as error:  # truncated Arrow, missing state.json, bad JSON...: all mean unreadable
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CorruptShardError(f"{path}: unreadable cache shard ({type(error).__name__}: {reason}); rerun "
+                                f"recipes.extract_features on this cache: it moves the shard to "
+                                f"{CORRUPT_DIR}/ and extracts its clips again") from error
+    return shard
+
+
 def _shard_ids(path: Path) -> list[str]:
-    return datasets.load_from_disk(str(path)).data.column("id").to_pylist()
+    return _open_shard(path).data.column("id").to_pylist()
 
 
 def _check_shapes(row: dict, shapes: dict, root: Path) -> None:
@@ -264,4 +423,4 @@ def _check_shapes(row: dict, shapes: dict, root: Path) -> None:
 
 
 def _mode(require_audio: bool) -> str:
-    return "training (audio required)" if require_audio else "inference (audio optional)"
+    return "a training (audio required)" if require_audio else "an inference (audio optional)"

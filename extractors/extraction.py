@@ -14,10 +14,17 @@ Why it is shaped this way:
 * Finished clips are flushed to a new cache shard every `shard_size` clips (written atomically), so
   a killed job (even `kill -9`) loses at most one shard of work per process, and a rerun skips every
   clip already in the cache: nothing is lost, nothing is duplicated.
-* Many processes (Lightning Fabric, DDP: `--devices N --num-nodes M`): rank 0 prepares the cache and
-  reads which clips are done, then every rank takes its deterministic share of the rest
-  (`todo[rank::world_size]`, no sampler padding, so no clip is processed twice) and writes its own
-  shards and failure log. The cache merges the shards of all ranks when loaded.
+* One job writes a cache at a time: rank 0 takes the cache's lock (`FeatureCache.lock`) for the
+  whole job, so a second extraction into the same folder is refused (`CacheBusyError`) instead of
+  writing every clip again beside the first and deleting its half-written shards. Only the lock
+  holder cleans temporaries and moves unreadable shards aside (their clips are extracted again).
+  Given a preset instead of models, the models are built only once the cache is claimed, so a busy
+  or mismatched cache fails in seconds.
+* Many processes (Lightning Fabric, DDP: `--devices N --num-nodes M`): rank 0 claims and prepares the
+  cache and reads which clips are done while the other ranks wait, then every rank takes its
+  deterministic share of the rest (`todo[rank::world_size]`, no sampler padding, so no clip is
+  processed twice) and writes its own shards and failure log; rank 0 releases the lock after every
+  rank has finished. The cache merges the shards of all ranks when loaded.
 * A bad file is data, not a bug: it is recorded with its one-line reason, skipped, and listed in the
   report, which rank 0 returns for all ranks. Training extraction (`require_audio=True`) needs the
   audio target and skips clips without an audio track (reported); inference extraction keeps them
@@ -25,6 +32,7 @@ Why it is shaped this way:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -40,7 +48,7 @@ from tqdm.auto import tqdm
 from extractors.cache import FeatureCache
 from extractors.frames import resize_frames
 from extractors.manifest import ClipItem
-from extractors.presets import AUDIO_TARGET
+from extractors.presets import AUDIO_TARGET, ExtractorPreset
 from extractors.video import DecodedClip, VideoReadError, read_clip
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,7 @@ class ExtractionReport:
     skipped_done: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
     duplicate_ids: int = 0  # input rows ignored because an earlier row has the same id
+    quarantined: list[str] = field(default_factory=list)  # unreadable shards moved to CACHE/corrupt/
     seconds: float = 0.0  # wall time of the slowest process
     processes: int = 1
 
@@ -62,6 +71,7 @@ class ExtractionReport:
                 f"({self.processes} process{'es' if self.processes > 1 else ''}, {self.seconds:.1f} s{rate})")
         if self.duplicate_ids:
             text += f"\n  ignored {self.duplicate_ids} input rows whose id repeats an earlier row (ids must be unique)"
+        text += "".join(f"\n  moved unreadable shard to {path} (its clips are extracted again)" for path in self.quarantined)
         text += "".join(f"\n  failed: {reason}" for _, reason in self.failed[:max_listed])
         if len(self.failed) > max_listed:
             text += f"\n  ... and {len(self.failed) - max_listed} more failed (all in the cache's failures-rank*.jsonl)"
@@ -75,6 +85,7 @@ class ExtractionReport:
             skipped_done=reports[0].skipped_done,
             failed=[f for r in reports for f in r.failed],
             duplicate_ids=reports[0].duplicate_ids,
+            quarantined=reports[0].quarantined,
             seconds=max(r.seconds for r in reports),
             processes=len(reports),
         )
@@ -240,10 +251,12 @@ class ProcessGroup:
         return gathered
 
 
-def _prepare(cache: FeatureCache, preset, dtype, require_audio: bool) -> set[str]:
+def _prepare(cache: FeatureCache, preset, dtype, require_audio: bool) -> tuple[set[str], list[str]]:
+    """Under the lock: create/check the cache, clean up after killed jobs; the done ids and moved shards."""
     cache.initialise(preset, dtype=dtype, require_audio=require_audio)
-    cache.clean_temporaries()
-    return cache.completed_ids()
+    cache.clean_temporaries()  # safe: the lock says no other job is writing
+    quarantined = [str(path) for path in cache.quarantine_corrupt()]
+    return cache.completed_ids(), quarantined  # DuplicateRowsError: a cache that cannot load is not "done"
 
 
 def _unique(items: list[ClipItem]) -> tuple[list[ClipItem], int]:
@@ -270,28 +283,52 @@ def extract_to_cache(
 ) -> ExtractionReport:
     """Extract every item not yet in `cache`; returns the report of all processes.
 
-    `extractors`: a FrozenExtractors (moved to the fabric's device when `fabric` is given).
+    `extractors`: a FrozenExtractors (moved to the fabric's device when `fabric` is given), or an
+    ExtractorPreset to build them from once the cache is claimed. Raises CacheBusyError if another
+    job holds the cache, CacheMismatchError / DuplicateRowsError if it cannot be resumed.
     `batch_size`: clips per model call. `require_audio`: training extraction (True) or inference
     extraction (False). `dtype`: stored feature dtype of a new cache (default float16).
     `fabric`: a launched `lightning.Fabric`; every rank calls this with the same arguments.
     """
     group = ProcessGroup(fabric)
     started = time.perf_counter()
+    preset = extractors if isinstance(extractors, ExtractorPreset) else extractors.preset
+    with _claimed(cache, preset, dtype, require_audio, group) as (done, quarantined):
+        if isinstance(extractors, ExtractorPreset):
+            from extractors.frozen import FrozenExtractors
+
+            extractors = FrozenExtractors.from_preset(preset)
+        if fabric is not None:
+            extractors.to(fabric.device)
+        report = _extract(items, done, cache, extractors, group, num_workers, shard_size, batch_size,
+                          require_audio, progress)
+        report.quarantined = quarantined
+        report.seconds = time.perf_counter() - started
+        return ExtractionReport.combine(group.gather(report))  # every rank has written: the lock may go
+
+
+@contextlib.contextmanager
+def _claimed(cache: FeatureCache, preset, dtype, require_audio: bool, group: ProcessGroup):
+    """Rank 0 alone locks the cache for the block, creates or checks it and reads what is done, while
+    the other ranks wait here, before anyone writes; every rank gets (done ids, moved shards)."""
+    with contextlib.ExitStack() as held:
+        result, error = None, None
+        if group.rank == 0:
+            try:
+                held.enter_context(cache.lock())
+                result = _prepare(cache, preset, dtype, require_audio)
+            except Exception as e:  # re-raised on every rank below, so no rank waits forever
+                error = e
+        result, error = group.broadcast((result, error))
+        if error is not None:
+            raise error
+        yield result
+
+
+def _extract(items: list[ClipItem], done: set[str], cache: FeatureCache, extractors, group: ProcessGroup,
+             num_workers: int, shard_size: int, batch_size: int, require_audio: bool, progress: bool) -> ExtractionReport:
+    """This rank's share of the clips not `done`, extracted into its own shards; this rank's report."""
     preset = extractors.preset
-    if fabric is not None:
-        extractors.to(fabric.device)
-
-    # Rank 0 alone creates/checks the cache and reads what is done, before anyone writes.
-    done, error = None, None
-    if group.rank == 0:
-        try:
-            done = _prepare(cache, preset, dtype, require_audio)
-        except Exception as e:  # re-raised on every rank below, so no rank waits forever
-            error = e
-    done, error = group.broadcast((done, error))
-    if error is not None:
-        raise error
-
     unique, duplicates = _unique(items)
     todo = [item for item in unique if item.id not in done]
     mine = todo[group.rank :: group.world_size]  # deterministic share; no padding, no overlap
@@ -326,5 +363,4 @@ def extract_to_cache(
     if rows:
         cache.write_shard(rows, rank=group.rank)
     bar.close()
-    report.seconds = time.perf_counter() - started
-    return ExtractionReport.combine(group.gather(report))
+    return report

@@ -14,7 +14,7 @@ from jsonargparse import ArgumentError
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 
-from extractors.cache import CacheMismatchError
+from extractors.cache import CacheBusyError, CacheMismatchError, CorruptShardError, DuplicateRowsError
 from mapper.arguments import check_number
 from mapper.last_mapper import remember_last_mapper
 from mapper.training import MapperDataModule, MapperModule
@@ -85,7 +85,8 @@ def main(args: list[str] | None = None) -> dict | int:
     ckpt_path = cli.config["ckpt_path"] or ("last" if cli.config["resume"] else None)
     try:
         trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
-    except (DataError, UnsafeCheckpointError, CacheMismatchError) as error:
+    except (DataError, UnsafeCheckpointError, CacheMismatchError, CacheBusyError, CorruptShardError, DuplicateRowsError) as error:
+        # the cache or checkpoint cannot be used as it is: one line, nothing trained
         return usage_error(error)
     _load_best(model, trainer)
 

@@ -57,3 +57,23 @@ def test_two_process_extraction_equals_one_process(toy_world, tmp_path, capsys):
         np.testing.assert_allclose(np.stack(a[name]).astype(np.float32), np.stack(b[name]).astype(np.float32),
                                    atol=2e-3, err_msg=name)
     assert [f["id"] for f in two.failures()] == [f["id"] for f in one.failures()] == sorted(BAD)
+    with two.lock():  # rank 0 released the cache when both ranks were done
+        pass
+
+
+def test_two_process_extraction_into_a_held_cache_is_refused_by_rank_0_alone(toy_world, tmp_path):
+    """Rank 0 alone takes the lock; when another job holds it, every rank stops (none waits forever)
+    and one line says who holds the cache."""
+    import os
+
+    cache = FeatureCache(tmp_path / "cache")
+    with cache.lock():  # this test process is "the other extraction"
+        run = subprocess.run([sys.executable, "-m", "recipes.extract_features", "--videos", str(toy_world[1]),
+                              "--out", str(cache.root), "--accelerator", "cpu", "--devices", "2", "--num-workers", "0",
+                              "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-3000:]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"another extraction (pid {os.getpid()} " in errors[0], run.stderr[-3000:]
+    assert not cache.exists() and not cache.shard_dir.exists()
+    with cache.lock():  # and nobody holds it now
+        pass

@@ -89,11 +89,11 @@ class MapperDataModule(L.LightningDataModule):
                             "built into a missing or empty folder (pick another data.cache)")
         from extractors.manifest import list_clips
         from extractors.extraction import extract_to_cache
-        from extractors.frozen import FrozenExtractors
         from mapper.training.toy_world import make_toy_world
 
         metadata = make_toy_world(self.toy_world.root, self.toy_world.num_clips, self.toy_world.seed)
-        report = extract_to_cache(list_clips(metadata), self.cache, FrozenExtractors.from_preset(self.preset))
+        # Given the preset, extraction builds the models only once it holds the cache's lock.
+        report = extract_to_cache(list_clips(metadata), self.cache, get_preset(self.preset))
         print(report.summary())
 
     def setup(self, stage: str | None = None) -> None:
