@@ -112,7 +112,7 @@ def _features(shapes: dict, dtype: str) -> datasets.Features:
 
 
 @contextlib.contextmanager
-def _quiet_datasets():
+def quiet_datasets():
     """No "Saving the dataset" bar per shard: the extraction has its own progress bar."""
     was_enabled = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
@@ -307,14 +307,14 @@ class FeatureCache:
             _check_shapes(row, meta["shapes"], self.root)
         features = _features(meta["shapes"], meta["dtype"])
         columns = {name: [row[name] for row in rows] for name in features}
-        with _quiet_datasets():
+        with quiet_datasets():
             shard = datasets.Dataset.from_dict(columns, features=features)  # float32 arrays cast to dtype here
         return self._save_shard(shard, f"rank{rank:03d}")
 
     def _save_shard(self, shard: datasets.Dataset, prefix: str) -> Path:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         final = self.shard_dir / f"{prefix}-{uuid.uuid4().hex[:12]}"
-        with _quiet_datasets(), atomic_path(final) as tmp:
+        with quiet_datasets(), atomic_path(final) as tmp:
             shard.save_to_disk(str(tmp))
         return final
 

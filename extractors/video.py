@@ -134,6 +134,16 @@ def _one_line(text: str) -> str:
     return "unknown error"
 
 
+def read_frames(path, choose) -> np.ndarray:
+    """(T, H, W, 3) uint8 RGB frames that ``choose(frame_starts (N,), end_time) -> indices`` picks
+    from the whole video (e.g. what ffmpeg's fps filter would output); VideoReadError in one line."""
+    path = Path(path)
+    _probe(path)
+    vr = _open_decord(path)
+    starts, end = _timeline(path, vr)
+    return _decode_frames(path, vr, np.asarray(choose(starts, end), dtype=np.int64))
+
+
 def _probe(path: Path) -> bool:
     """Check the file is a readable video with PyAV; return whether it has an audio track."""
     if not path.is_file():

@@ -1,0 +1,60 @@
+"""Finding and reading an evaluation embedder's released checkpoint: offline, weights-only.
+
+The files live in the same folder as the extractors' (``$MFM_WEIGHTS``, or an explicit
+``weights_dir``). Nothing is ever downloaded: a missing file is one line naming it and where it is
+published. A known checksum is verified before the file is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from extractors.encoders import WEIGHTS_ENV
+
+
+@dataclass(frozen=True)
+class ReleasedFile:
+    name: str  # file name inside the weights folder
+    source: str  # where its authors publish it (said in the error when it is missing)
+    md5: str | None = None  # checksum of the published file, where known
+
+
+def weights_folder(weights_dir: str | os.PathLike | None) -> Path:
+    folder = weights_dir or os.environ.get(WEIGHTS_ENV)
+    if not folder:
+        raise FileNotFoundError(f"no weights folder: pass weights_dir or set {WEIGHTS_ENV} to the folder with the released files")
+    return Path(folder)
+
+
+def find_released_file(released: ReleasedFile, weights_dir: str | os.PathLike | None) -> Path:
+    """The file's path, checked (exists, checksum); FileNotFoundError / ValueError in one line."""
+    path = weights_folder(weights_dir) / released.name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; download {released.name} from {released.source} into {path.parent}")
+    if released.md5 is not None:
+        digest = hashlib.md5()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
+        if digest.hexdigest() != released.md5:
+            raise ValueError(f"{path}: md5 {digest.hexdigest()} is not the published {released.md5} "
+                             f"(a partial download or another file); get it again from {released.source}")
+    return path
+
+
+def read_state_dict(path: str | os.PathLike) -> dict:
+    """A checkpoint's tensors: safetensors, or torch.load with weights_only=True (never unpickles code)."""
+    path = str(path)
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: cannot be read weights-only ({first})") from error
