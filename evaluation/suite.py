@@ -3,6 +3,7 @@ report what was skipped and why. ``recipes.evaluate`` is its command line."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,9 +145,10 @@ def _toy_sync(world: Path, options: SuiteOptions, generated: list[Path], result:
 def write_report(options: SuiteOptions, result: SuiteResult) -> Path:
     """``OUT/metrics.json`` (av-benchmark's key names, IB-Score also x100, labelled) and ``OUT/metrics.md``."""
     report = {
-        "metrics": result.metrics,
+        "metrics": {name: (value if math.isfinite(value) else None) for name, value in result.metrics.items()},
         "notes": {"IB-Score": "mean cosine (av-benchmark's number); IB-Score-x100 is what papers print",
-                  "FD": "NaN where av-benchmark returns -1 (see the warning printed)"},
+                  "null": "not computable (FD where av-benchmark returns -1, IS with fewer clips than "
+                          "splits); the warning printed says why"},
         "protocol": {"audio_length": options.audio_length, "preset": options.preset, "name_rule": options.name_rule,
                      "metrics": list(options.metrics)},
         "counts": {"generated": len({g for _, g, _ in result.pairing.pairs}) + len(result.pairing.unpaired_generated),
