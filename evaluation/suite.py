@@ -33,6 +33,10 @@ class SuiteOptions:
     device: str = "cpu"
     batch_size: int = 16
     weights_dir: str | None = None
+    # (rank, world size) of a multi-process run: each process embeds every world-size-th file into
+    # the shared cache and computes nothing (embed_only); rank 0 then runs again and finds them all
+    shard: tuple[int, int] = (0, 1)
+    embed_only: bool = False
 
 
 @dataclass
@@ -59,6 +63,9 @@ def run_suite(options: SuiteOptions, log=print) -> SuiteResult:
     pairing = result.pairing = pair_files(options.generated, options.reference, options.name_rule)
     generated = sorted({g for _, g, _ in pairing.pairs} | set(pairing.unpaired_generated), key=lambda p: p.stem)
     reference = sorted({r for _, _, r in pairing.pairs} | set(pairing.unpaired_reference), key=lambda p: p.stem)
+    rank, world_size = options.shard
+    if world_size > 1:
+        generated, reference = generated[rank::world_size], reference[rank::world_size]
     hashes = file_hashes(generated + reference)
     common = dict(audio_length=options.audio_length, cache_root=options.cache, device=options.device,
                   batch_size=options.batch_size, weights_dir=options.weights_dir)
@@ -69,10 +76,13 @@ def run_suite(options: SuiteOptions, log=print) -> SuiteResult:
         by_embedder_gen[name] = embed_audio_files(embedder, options.preset, generated, hashes, **common)
         by_embedder_ref[name] = embed_audio_files(embedder, options.preset, reference, hashes, **common)
         _account(result, name, by_embedder_gen[name], by_embedder_ref[name], log)
-    result.metrics.update(audio_metrics(list(options.metrics), pairing, by_embedder_gen, by_embedder_ref))
+    if not options.embed_only:
+        result.metrics.update(audio_metrics(list(options.metrics), pairing, by_embedder_gen, by_embedder_ref))
 
     if options.videos is not None and set(options.metrics) & set(VIDEO_METRICS):
         _video_metrics(options, result, generated, hashes, common, log)
+    if options.embed_only:
+        return result
     if "IB-Score" in result.metrics:
         result.metrics["IB-Score-x100"] = 100 * result.metrics["IB-Score"]
     world = toy_world_of(options.videos)
@@ -112,11 +122,13 @@ def _video_metrics(options: SuiteOptions, result: SuiteResult, generated: list[P
     if "ib_score" in options.metrics:
         video, audio = audio_visual.imagebind_embeddings(used, audios, hashes, options.preset, **common)
         _account(result, "imagebind", audio, video, log)
-        if any(a in audio.outputs and v in video.outputs for a, v in pairs):
+        if not options.embed_only and any(a in audio.outputs and v in video.outputs for a, v in pairs):
             result.metrics["IB-Score"] = audio_visual.ib_score(pairs, video, audio)
     if "desync" in options.metrics:
         video, audio, model = audio_visual.synchformer_features(used, audios, hashes, options.preset, **common)
         _account(result, "synchformer", audio, video, log)
+        if options.embed_only:
+            return
         failed: dict[Path, str] = {}
         value = audio_visual.desync(pairs, video, audio, model, failed)
         result.failed.update({str(p): reason for p, reason in failed.items()})

@@ -44,6 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-cache", action="store_true", help="embed everything, store nothing")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int_in_range(1, 4096), default=16, help="files per model call")
+    parser.add_argument("--devices", type=int_in_range(1, 64), default=1,
+                        help="processes embedding in parallel (GPUs with --device cuda, else CPU processes); "
+                             "each takes every N-th file, rank 0 computes the metrics")
     parser.add_argument("--weights-dir", default=None, help="folder with the released files (default: $MFM_WEIGHTS)")
     return parser.parse_args(argv)
 
@@ -80,6 +83,10 @@ def options_from(args: argparse.Namespace):
         raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N") from None
     if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
         raise ValueError(f"--device {args.device}: no such CUDA device here")
+    if args.devices > 1 and cache is None:
+        raise ValueError("--devices N shares the work through the embedding cache; drop --no-cache")
+    if args.devices > 1 and device.type == "cuda" and args.devices > torch.cuda.device_count():
+        raise ValueError(f"--devices {args.devices}: only {torch.cuda.device_count()} CUDA devices here")
     if args.preset == "paper":
         _check_released_files(args.weights_dir, metrics)
     return SuiteOptions(
@@ -110,6 +117,13 @@ def main(argv=None) -> int:
     from evaluation.evaluate import format_table
     from evaluation.suite import run_suite, write_report
 
+    if args.devices > 1:
+        if argv is not None and list(argv) != sys.argv[1:]:
+            # Fabric starts the other ranks by re-running this command line (sys.argv), not `argv`.
+            return usage_error("--devices N must be started from the command line (python -m recipes.evaluate ...)")
+        options = _embed_in_parallel(options, args.devices)
+        if options is None:
+            return 0  # a rank other than 0: rank 0 reports for everyone
     try:
         result = run_suite(options)
     except (FileNotFoundError, ValueError) as error:  # e.g. two files with one name
@@ -128,6 +142,26 @@ def main(argv=None) -> int:
         print(f"  skipped: {reason}", file=sys.stderr)
     print(f"metrics written to {path}")
     return ITEMS_FAILED if result.skipped_anything else 0
+
+
+def _embed_in_parallel(options, devices: int):
+    """Every rank embeds its share into the cache; rank 0 gets the options to compute the metrics
+    (everything is cached by then), the others None."""
+    import dataclasses
+
+    import lightning as L
+
+    fabric = L.Fabric(accelerator="cuda" if options.device.startswith("cuda") else "cpu", devices=devices,
+                      strategy="ddp")
+    fabric.launch()
+    device = str(fabric.device)
+    run_suite_share = dataclasses.replace(options, device=device, shard=(fabric.global_rank, fabric.world_size),
+                                          embed_only=True)
+    from evaluation.suite import run_suite
+
+    run_suite(run_suite_share, log=lambda line: None)
+    fabric.barrier()
+    return dataclasses.replace(options, device=device) if fabric.global_rank == 0 else None
 
 
 if __name__ == "__main__":

@@ -122,3 +122,26 @@ def test_missing_folders_and_paper_weights_are_named(toy_sets, tmp_path, capsys,
     assert evaluate.main(args) == 2
     err = capsys.readouterr().err
     assert "passt-s-f128-p16-s10-ap.476-swa.pt: missing" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_two_processes_share_the_embedding_and_give_the_same_metrics(toy_sets, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    generated, reference, videos = toy_sets
+    assert evaluate.main(_args(generated, reference, tmp_path / "one", "--videos", str(videos))) == 0
+    args = _args(generated, reference, tmp_path / "two", "--videos", str(videos), "--devices", "2")
+    args[args.index("--cache") + 1] = str(tmp_path / "cache_two")  # a fresh cache: both ranks really embed
+    done = subprocess.run([sys.executable, "-m", "recipes.evaluate", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["metrics"]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())["metrics"]
+    assert two.keys() == one.keys()
+    for key in one:
+        assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key  # batches differ: float round-off
+    shards = [p for p in (tmp_path / "cache_two").rglob("shard-*") if p.is_dir()]
+    assert len(shards) >= 10  # 5 embedders x 2 ranks wrote their shares
