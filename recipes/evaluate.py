@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -164,6 +163,10 @@ def _embed_in_parallel(options, devices: int):
     return dataclasses.replace(options, device=device) if fabric.global_rank == 0 else None
 
 
-if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def console() -> None:
+    """The `mfm-evaluate` command."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -168,5 +168,10 @@ def run(args: argparse.Namespace, items, preset, cache) -> int:
     return ITEMS_FAILED if nothing_worked else 0
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `mfm-extract` command."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -147,6 +147,11 @@ def _render_sample(mapper_dir: Path, video: str, label: str | None, steps: int) 
     print(f"sample: {out} ({len(result.audio) / result.sample_rate:.2f} s from {video})")
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `mfm-train` command: `main` on sys.argv, its exit status (metrics mean success)."""
     result = main()
     sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    console()
