@@ -21,7 +21,7 @@ import torch
 
 from evaluation import metrics as maths
 from evaluation.audio import AudioReadError, load_audio
-from evaluation.embedders import AUDIO_EMBEDDERS, AudioEmbedder
+from evaluation.embedders import AudioEmbedder
 from evaluation.embedding_cache import EmbeddingCache, content_hash, embedder_key
 from evaluation.pairing import Pairing
 

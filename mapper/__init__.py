@@ -54,9 +54,11 @@ def generate(video, label: str | None = None, **kwargs):
     """Generate a soundtrack (`GeneratedAudio`) for `video` with the last trained mapper (see
     `load_pipeline` to choose one); keyword arguments go to `VideoToAudioPipeline.__call__` (preset,
     scheduler, num_inference_steps, guidance_scale, negative_mode, seed, mode, overlap_seconds,
-    reference_audio, ...)."""
+    reference_audio, ...). The arguments are checked before any model is loaded."""
+    from mapper.generation.pipeline import VideoToAudioPipeline
     from mapper.last_mapper import last_mapper
 
+    VideoToAudioPipeline.check_call(video, label, **kwargs)
     key = str(last_mapper())
     if key not in _default_pipelines:
         _default_pipelines.clear()  # keep at most one set of models in memory

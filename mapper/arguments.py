@@ -1,40 +1,46 @@
-"""Argument checks shared by the API and the entry points: one line naming the argument and what
-is allowed, raised as ValueError before any work starts."""
+"""Argument checks shared by the API and every entry point: a ``ValueError`` of one line that names
+the argument (as the caller spells it: ``--steps`` on a command line, ``num_inference_steps`` in
+Python) and says what is allowed, raised before any work starts."""
 from __future__ import annotations
 
 import math
 import numbers
 
 
-def check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(str, choices))}")
+def _allowed(kind: str, low=None, high=None, above=None, below=None) -> str:
+    """ "an integer >= 1", "a finite number >= 0 and < 10": what a bounded argument may be."""
+    bounds = [(">=", low), (">", above), ("<=", high), ("<", below)]
+    parts = [f"{op} {bound:g}" if isinstance(bound, float) else f"{op} {bound}" for op, bound in bounds if bound is not None]
+    return " ".join([kind, " and ".join(parts)]) if parts else kind
 
 
-def check_number(
-    name: str,
-    value,
-    low: float | None = None,
-    high: float | None = None,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-    integer: bool = False,
-) -> None:
-    """``value`` is a finite number (an int if ``integer``) within [low, high] (ends as flagged)."""
-    kind = "an integer" if integer else "a finite number"
-    is_number = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
-    if not is_number or (not integer and not math.isfinite(value)):
-        raise ValueError(f"{name}={value!r} must be {kind}{_range(low, high, low_inclusive, high_inclusive)}")
-    too_low = low is not None and (value < low if low_inclusive else value <= low)
-    too_high = high is not None and (value > high if high_inclusive else value >= high)
-    if too_low or too_high:
-        raise ValueError(f"{name}={value!r} must be {kind}{_range(low, high, low_inclusive, high_inclusive)}")
+def shown(value) -> str:
+    """``repr(value)``, cut short: an error message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _range(low, high, low_inclusive: bool, high_inclusive: bool) -> str:
-    parts = []
-    if low is not None:
-        parts.append(f"{'>=' if low_inclusive else '>'} {low}")
-    if high is not None:
-        parts.append(f"{'<=' if high_inclusive else '<'} {high}")
-    return (" " + " and ".join(parts)) if parts else ""
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int in [low, high]; bools and floats (even 2.0) are refused."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not (ok and (low is None or value >= low) and (high is None or value <= high)):
+        raise ValueError(f"{name} must be {_allowed('an integer', low, high)}, got {shown(value)}")
+    return int(value)
+
+
+def check_number(name: str, value, low=None, high=None, *, above=None, below=None, unit: str = "") -> float:
+    """``value`` as a finite float within the given bounds (NaN and infinities are refused)."""
+    try:
+        number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an int beyond float range
+        number = math.nan
+    ok = math.isfinite(number) and (low is None or number >= low) and (high is None or number <= high)
+    if not (ok and (above is None or number > above) and (below is None or number < below)):
+        raise ValueError(f"{name} must be {_allowed('a finite number', low, high, above, below)}{unit}, got {shown(value)}")
+    return number
+
+
+def check_choice(name: str, value, choices) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {shown(value)}")
+    return value

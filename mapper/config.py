@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from transformers import PretrainedConfig
 
 from extractors.encoders import StreamSpec
-from mapper.arguments import check_choice, check_number
+from mapper.arguments import check_choice, check_int, check_number
 
 ALL_STREAMS = "all"
 FUSIONS = ("concat_proj", "add", "time_cat")
@@ -42,8 +42,8 @@ class MapperOptions:
         check_choice("fusion", self.fusion, FUSIONS)
         check_choice("loss", self.loss, LOSSES)
         for name in ("n_layer", "n_head", "n_positions", "diffusion_train_timesteps", "diffusion_inference_steps"):
-            check_number(name, getattr(self, name), low=1, integer=True)
-        check_number("dropout", self.dropout, low=0.0, high=1.0, high_inclusive=False)
+            check_int(name, getattr(self, name), 1)
+        check_number("dropout", self.dropout, low=0.0, below=1.0)
         if self.diffusion_inference_steps > self.diffusion_train_timesteps:
             raise ValueError(f"diffusion_inference_steps={self.diffusion_inference_steps} must be <= "
                              f"diffusion_train_timesteps={self.diffusion_train_timesteps}")

@@ -5,26 +5,46 @@ VGGSound-style CSV (id,start,label,split; videos in --video-dir, default: videos
 whose labels are used unless --label is given; a folder with a metadata.csv uses that. OUT is a
 folder (one {id}.wav per video, and {id}.mp4 with --mp4), or for a single video also a .wav path.
 Videos are rendered in batches through the UNet; a video that cannot be read is reported and
-skipped, the others are written, and the exit status is 1 if any failed (2: a wrong command line). --skip-existing
-resumes an interrupted batch. Without --mapper the mapper of the last train_mapper run is used.
+skipped, the others are written, and the exit status is 1 if any failed (2: a wrong command line: every option
+is checked before any model loads). --skip-existing resumes an interrupted batch; the hidden temporary files a
+killed run left beside the outputs are removed on every run. Without --mapper the mapper of the last
+train_mapper run is used.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from extractors.atomic import remove_stale_temporaries, temporary_path
 from extractors.manifest import VIDEO_SUFFIXES, list_clips
 from extractors.video import MediaReadError, probe_duration
+from mapper.generation.arguments import (
+    check_batch_size,
+    check_choice,
+    check_device,
+    check_duration,
+    check_guidance,
+    check_negative_needs_guidance,
+    check_overlap,
+    check_reference_audio,
+    check_seed,
+    check_steps,
+)
 from mapper.generation.long_form import JOIN_MODES
 from mapper.generation.sampling import NEGATIVE_MODES, SAMPLING_PRESETS
-from recipes.cli import ITEMS_FAILED, usage_error
+from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, usage_error
+
+DTYPES = ("fp32", "fp16", "bf16")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m recipes.generate", description=__doc__.split("\n")[2])
+    """The command line, values as strings: `check_args` turns them into numbers and choices with the
+    rules the Python API uses (mapper.generation.arguments), so both say the same about a bad value."""
+    parser = OneLineArgumentParser(prog="python -m recipes.generate", description=__doc__.split("\n")[2].split(". ")[0] + ".")
     parser.add_argument("input", help="video file, folder of videos, or VGGSound-style CSV")
     parser.add_argument("--out", required=True, help="output folder, or a .wav path for a single video")
     parser.add_argument("--label", default=None, help='sound label (Flan-T5 prompt) for all videos: "dog barking"')
@@ -34,26 +54,113 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--audioldm2", default=None, help="override the AudioLDM-2: 'tiny', a local folder or a hub id")
     parser.add_argument("--extractors", default=None, help="override the extractor preset")
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--preset", default="paper", choices=sorted(SAMPLING_PRESETS),
+    sampling.add_argument("--preset", default="paper", metavar="{" + ",".join(SAMPLING_PRESETS) + "}",
                           help="paper: DDIM 100 steps CFG 3.5; fast: DPM-Solver++ 25 steps")  # fmt: skip
     sampling.add_argument("--scheduler", default=None, help="any compatible diffusers scheduler class name")
-    sampling.add_argument("--steps", type=int, default=None, help="number of sampling steps")
-    sampling.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    sampling.add_argument("--steps", default=None, help="number of sampling steps (integer >= 1)")
+    sampling.add_argument("--guidance", default=None, help="classifier-free guidance scale (>= 1; 1: none)")
     sampling.add_argument("--negative-prompt", default=None)
-    sampling.add_argument("--negative-mode", default=None, choices=NEGATIVE_MODES)
-    sampling.add_argument("--seed", type=int, default=0)
+    sampling.add_argument("--negative-mode", default=None, metavar="{" + ",".join(NEGATIVE_MODES) + "}")
+    sampling.add_argument("--seed", default="0", help="random seed (integer >= 0)")
     long_form = parser.add_argument_group("long videos")
-    long_form.add_argument("--mode", default="inpaint", choices=JOIN_MODES, help="how windows are joined")
-    long_form.add_argument("--overlap", type=float, default=None, help="seconds shared by consecutive windows")
+    long_form.add_argument("--mode", default="inpaint", metavar="{" + ",".join(JOIN_MODES) + "}",
+                           help="how windows are joined")  # fmt: skip
+    long_form.add_argument("--overlap", default=None, help="seconds shared by consecutive windows")
     long_form.add_argument("--reference-audio", default=None, help="a sound the soundtrack continues")
-    long_form.add_argument("--duration", type=float, default=None, help="render at most this many seconds per video")
+    long_form.add_argument("--duration", default=None, help="render at most this many seconds per video")
     run = parser.add_argument_group("run")
-    run.add_argument("--batch-size", type=int, default=4, help="videos rendered together")
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"))
+    run.add_argument("--batch-size", default="4", help="videos rendered together (integer >= 1)")
+    run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    run.add_argument("--dtype", default="fp32", metavar="{" + ",".join(DTYPES) + "}")
     run.add_argument("--skip-existing", action="store_true", help="keep outputs that already exist")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
+
+
+def _number(text: str | None):
+    """The int or float ``text`` spells, else ``text`` itself (for the check to refuse, naming it)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Check every option before any model is loaded, turning numbers into numbers in place.
+
+    Raises ValueError of one line naming the option; the rules are mapper.generation.arguments',
+    the same the Python API checks with.
+    """
+    from mapper.decoders.audioldm2 import audioldm2_scheduler
+    from mapper.generation.sampling import scheduler_class
+
+    check_choice("--preset", args.preset, tuple(SAMPLING_PRESETS))
+    check_choice("--mode", args.mode, JOIN_MODES)
+    check_choice("--dtype", args.dtype, DTYPES)
+    if args.negative_mode is not None:
+        check_choice("--negative-mode", args.negative_mode, NEGATIVE_MODES)
+    schedule = audioldm2_scheduler()  # AudioLDM-2's noise schedule: the steps' bound, the schedulers that fit
+    if args.scheduler is not None:
+        scheduler_class(schedule, args.scheduler, "--scheduler")
+    if args.steps is not None:
+        args.steps = check_steps(_number(args.steps), "--steps", most=schedule.config.num_train_timesteps)
+    if args.guidance is not None:
+        args.guidance = check_guidance(_number(args.guidance), "--guidance")
+    guidance = args.guidance if args.guidance is not None else SAMPLING_PRESETS[args.preset].guidance_scale
+    check_negative_needs_guidance(guidance, {"--negative-prompt": args.negative_prompt, "--negative-mode": args.negative_mode})
+    args.seed = check_seed(_number(args.seed), "--seed")
+    args.batch_size = check_batch_size(_number(args.batch_size), "--batch-size")
+    if args.duration is not None:
+        args.duration = check_duration(_number(args.duration), "--duration")
+    check_reference_audio(args.reference_audio, "--reference-audio")
+    check_device(args.device, "--device")
+    window = check_model_args(args)
+    if args.overlap is not None:
+        args.overlap = check_overlap(_number(args.overlap), "--overlap", window=window)
+
+
+def check_model_args(args: argparse.Namespace) -> float:
+    """--mapper, --extractors and --audioldm2 against what is on disk, reading configs only (no
+    model is built); returns the seconds of the clip window the mapper sees (--overlap's bound)."""
+    from extractors.presets import PRESETS
+    from mapper.config import MapperConfig
+    from mapper.decoders.audioldm2.loading import _looks_like_path  # load_audioldm2's own path-or-hub-id rule
+    from mapper.last_mapper import last_mapper
+
+    if args.mapper is None:
+        try:
+            folder = last_mapper()
+        except FileNotFoundError as error:
+            raise ValueError(f"--mapper not given, and {error}") from None
+    else:
+        folder = Path(args.mapper)
+    if (folder / "model_index.json").is_file():  # a saved pipeline carries its own extractors and AudioLDM-2
+        for option, value in (("--extractors", args.extractors), ("--audioldm2", args.audioldm2)):
+            if value is not None:
+                raise ValueError(f"{option} cannot replace a part of the saved pipeline {folder}; leave it out")
+        try:
+            preset = json.loads((folder / "extractors" / "config.json").read_text())["preset"]
+        except (OSError, ValueError, KeyError):
+            raise ValueError(f"--mapper {folder}: a saved pipeline without a readable extractors/config.json") from None
+    elif (folder / "config.json").is_file():
+        try:
+            preset = args.extractors or MapperConfig.from_pretrained(folder).extractor_preset
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--mapper {folder}: unreadable config.json ({str(error).strip().splitlines()[0]})") from None
+    else:
+        raise ValueError(f"--mapper {folder}: not a saved mapper (no config.json)")
+    if preset not in PRESETS:
+        where = "--extractors" if args.extractors else f"--mapper {folder}: its extractor preset"
+        raise ValueError(f"{where} must be one of {', '.join(sorted(PRESETS))}, got {preset!r}")
+    if args.audioldm2 not in (None, "tiny"):
+        path = os.path.expanduser(args.audioldm2)
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "model_index.json")):
+            raise ValueError(f"--audioldm2 {path}: not a diffusers AudioLDM-2 folder (no model_index.json)")
+        if not os.path.isdir(path) and (os.path.exists(path) or _looks_like_path(args.audioldm2)):
+            raise ValueError(f"--audioldm2 {path}: no such folder; give 'tiny', a diffusers folder or a hub id")
+    return PRESETS[preset].clip.seconds
 
 
 @dataclass(frozen=True)
@@ -67,25 +174,67 @@ class Job:
     mp4: Path | None
 
 
+def check_out(args: argparse.Namespace) -> bool:
+    """Whether --out names a .wav file (else a folder); ValueError if it cannot be written as meant."""
+    out = Path(args.out)
+    folder_meant = args.out.endswith(("/", os.sep))  # "out.v2/": a folder, whatever its suffix
+    wav = out.suffix.lower() == ".wav" and not folder_meant
+    if wav and out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a new .wav name, or the folder without .wav")
+    if not wav and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is an existing file; give a folder or a .wav path")
+    if not wav and out.suffix and not out.is_dir() and not folder_meant:
+        raise ValueError(f"--out {out}: only a .wav file or a folder is allowed (end a folder's name with /)")
+    parent = out.parent if wav else out
+    while not parent.exists():  # the first folder that exists must let us create the rest
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {parent} is not writable")
+    return wav
+
+
 def plan_jobs(args: argparse.Namespace) -> list[Job]:
     """The videos of INPUT with their output paths (raises FileNotFoundError / ValueError)."""
     source, out = Path(args.input), Path(args.out)
-    single = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES
-    if single or (not source.exists() and source.suffix.lower() in VIDEO_SUFFIXES):
-        items = [(source.stem, source, 0.0, "")]  # a missing single video fails later, as a bad file
+    if not source.exists():
+        raise FileNotFoundError(f"INPUT {source}: no such file or folder")
+    wav = check_out(args)
+    single = source.is_file() and source.suffix.lower() in VIDEO_SUFFIXES  # unreadable: fails as an item
+    csv = not single and (source.is_file() or (source / "metadata.csv").is_file())
+    if args.video_dir is not None and not csv:
+        raise ValueError(f"--video-dir only applies to a CSV input, and {source} is not one")
+    if args.video_dir is not None and not Path(args.video_dir).is_dir():
+        raise ValueError(f"--video-dir {args.video_dir}: no such folder")
+    if single:
+        items = [(source.stem, source, 0.0, "")]
     else:
         items = [(c.id, c.path, c.start, c.label) for c in list_clips(source, args.video_dir)]
-    if out.suffix.lower() == ".wav":
+    if wav:
         if len(items) != 1:
             raise ValueError(f"--out {out} is a .wav file but {source} holds {len(items)} videos; give a folder")
         wavs = [out]
     else:
         wavs = [out / f"{name}.wav" for name, *_ in items]
     jobs = []
-    for (_, path, start, label), wav in zip(items, wavs):
+    for (_, path, start, label), wav_path in zip(items, wavs):
         label = args.label if args.label is not None else label
-        jobs.append(Job(path, label, start, wav, wav.with_suffix(".mp4") if args.mp4 else None))
+        jobs.append(Job(path, label, start, wav_path, wav_path.with_suffix(".mp4") if args.mp4 else None))
     return jobs
+
+
+def remove_stale_outputs(jobs: list[Job]) -> None:
+    """Remove the temporaries a killed run left beside these outputs (those of a live run stay)."""
+    targets: dict[Path, set[str]] = {}
+    for job in jobs:
+        for path in (job.wav, job.mp4):
+            if path is not None:
+                targets.setdefault(path.parent, set()).add(path.name)
+    for folder, names in targets.items():
+        removed = remove_stale_temporaries(folder, names)
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) a killed run left in {folder}")
 
 
 class WavSink:
@@ -93,13 +242,11 @@ class WavSink:
     into place when the soundtrack is complete, and removed if it never is."""
 
     def __init__(self, path: Path, sample_rate: int):
-        import uuid
-
         import soundfile as sf
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.samples = path, 0
-        self._tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.wav")
+        self._tmp = temporary_path(path)  # names this process: a rerun after a kill removes it
         self._file = sf.SoundFile(
             str(self._tmp), "w", samplerate=sample_rate, channels=1, subtype="PCM_16", format="WAV"
         )
@@ -120,12 +267,13 @@ class WavSink:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from mapper.generation import AudioChunk, ClipDone, GenerationRequest, loading
     from mapper.generation.long_form import LongFormConfig
     from mapper.generation.mux import mux_audio
-    from mapper.generation import AudioChunk, ClipDone, GenerationRequest, load_pipeline
     from mapper.generation.sampling import sampling_config
 
     try:
+        check_args(args)
         jobs = plan_jobs(args)
         sampling = sampling_config(
             args.preset, scheduler=args.scheduler, num_inference_steps=args.steps, guidance_scale=args.guidance,
@@ -134,6 +282,7 @@ def main(argv=None) -> int:
         long_form = LongFormConfig(args.mode, **({} if args.overlap is None else {"overlap_seconds": args.overlap}))
     except (FileNotFoundError, ValueError) as error:
         return usage_error(error)
+    remove_stale_outputs(jobs)
     if args.skip_existing:
         jobs = [j for j in jobs if not (j.wav.is_file() and (j.mp4 is None or j.mp4.is_file()))]
     if not jobs:
@@ -146,16 +295,17 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return ITEMS_FAILED
     try:
-        pipeline = load_pipeline(mapper=args.mapper, audioldm2=args.audioldm2, extractors=args.extractors,
-                                 device=args.device, dtype=args.dtype, progress=not args.no_progress)  # fmt: skip
+        pipeline = loading.load_pipeline(mapper=args.mapper, audioldm2=args.audioldm2, extractors=args.extractors,
+                                         device=args.device, dtype=args.dtype, progress=not args.no_progress)  # fmt: skip
+        requests = [GenerationRequest(j.video, j.label, j.start, args.duration, args.reference_audio) for j in jobs]
+        events = pipeline.stream(requests, sampling, long_form, args.seed, batch_size=args.batch_size)  # checks first
     except (FileNotFoundError, ValueError, OSError) as error:
         return usage_error(error)
     pipeline.set_progress_bar_config(disable=args.no_progress, leave=False)  # step bars vanish when done
-    requests = [GenerationRequest(j.video, j.label, j.start, args.duration, args.reference_audio) for j in jobs]
     sinks: dict[int, WavSink] = {}
     failed: list[str] = []
     try:
-        for event in pipeline.stream(requests, sampling, long_form, args.seed, batch_size=args.batch_size):
+        for event in events:
             job = jobs[event.index]
             if isinstance(event, AudioChunk):
                 if event.index not in sinks:

@@ -15,7 +15,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import LightningCLI
 
 from extractors.cache import CacheBusyError, CacheMismatchError, CorruptShardError, DuplicateRowsError
-from mapper.arguments import check_number
+from mapper.arguments import check_int
 from mapper.last_mapper import remember_last_mapper
 from mapper.training import MapperDataModule, MapperModule
 from mapper.training.checkpointing import SafeCheckpointIO, UnsafeCheckpointError, is_remote, load_checkpoint_file
@@ -51,7 +51,7 @@ def check_run_arguments(config) -> None:
         raise ValueError(f"--export_dir {export_dir} is a file; expected a folder for the mapper")
     if config["sample_video"] is not None and not Path(config["sample_video"]).is_file():
         raise ValueError(f"--sample_video {config['sample_video']}: no such file")
-    check_number("--sample_steps", config["sample_steps"], low=1, high=1000, integer=True)
+    check_int("--sample_steps", config["sample_steps"], 1, 1000)
     ckpt_path = config["ckpt_path"]
     if ckpt_path is not None:
         if config["resume"]:

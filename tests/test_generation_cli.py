@@ -105,4 +105,4 @@ def test_wav_out_needs_a_single_video(folder, tiny_mapper_dir, tmp_path, capsys)
 def test_missing_mapper_is_one_line(folder, tmp_path, capsys):
     shutil.rmtree(tmp_path / "none", ignore_errors=True)
     assert generate.main([str(folder), "--out", str(tmp_path / "o"), "--mapper", str(tmp_path / "none")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none'}: not a saved mapper (no config.json)"
+    assert capsys.readouterr().err.strip() == f"error: --mapper {tmp_path / 'none'}: not a saved mapper (no config.json)"

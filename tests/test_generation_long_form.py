@@ -193,7 +193,7 @@ def test_reference_region_comes_back_and_the_continuation_is_seamless(oracle_pip
 
 def test_reference_audio_errors_name_the_file(tiny_pipeline, tmp_path):
     video = write_video(tmp_path / "two.mp4", 2.0)
-    with pytest.raises(AudioReadError, match="missing.wav: no such file"):
+    with pytest.raises(ValueError, match="reference_audio .*missing.wav: no such file"):  # before any work
         tiny_pipeline(video, reference_audio=tmp_path / "missing.wav", num_inference_steps=1)
     sf.write(tmp_path / "tiny.wav", np.zeros(100, np.float32), SR)
     with pytest.raises(AudioReadError, match="tiny.wav: too short to continue"):

@@ -59,7 +59,7 @@ def test_predictions_are_causal_in_the_targets():
 
 
 def test_invalid_ablation_values_name_the_field():
-    with pytest.raises(ValueError, match="fusion='sum'"):
+    with pytest.raises(ValueError, match="fusion must be one of concat_proj, add, time_cat, got 'sum'"):
         small_config(fusion="sum")
     with pytest.raises(ValueError, match="combines several streams"):
         small_config(encoders="cavp", fusion="add")

@@ -52,7 +52,7 @@ def test_every_ablation_config_trains_on_the_toy_world(ablation, toy_cache, tmp_
 
 def test_invalid_ablation_value_is_a_clear_error(toy_cache, tmp_path, capsys):
     assert train_mapper.main(run_args(toy_cache, tmp_path, "--model.mapper.fusion", "sum")) == 2
-    assert "fusion='sum' is not one of" in capsys.readouterr().err
+    assert "fusion must be one of concat_proj, add, time_cat, got 'sum'" in capsys.readouterr().err
 
 
 def test_global_batch_is_kept_whatever_the_device_count():

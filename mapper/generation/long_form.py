@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from mapper.generation.arguments import check_choice, check_number, check_overlap
+
 JoinMode = Literal["inpaint", "crossfade"]
 JOIN_MODES = ("inpaint", "crossfade")
 
@@ -37,11 +39,11 @@ class LongFormConfig:
     max_reference_seconds: float = 5.0  # the last this-many seconds of a reference sound are kept
     reference_fade_seconds: float = 0.5  # the reference's own render fades into the generation
 
-    def __post_init__(self):
-        if self.mode not in JOIN_MODES:
-            raise ValueError(f"long-form mode must be one of {', '.join(JOIN_MODES)}, got {self.mode!r}")
-        if min(self.overlap_seconds, self.max_reference_seconds, self.reference_fade_seconds) < 0:
-            raise ValueError("overlap_seconds, max_reference_seconds and reference_fade_seconds must be >= 0")
+    def __post_init__(self):  # the overlap's upper bound, the clip window, is checked by the pipeline
+        check_choice("mode", self.mode, JOIN_MODES)
+        check_overlap(self.overlap_seconds)
+        check_number("max_reference_seconds", self.max_reference_seconds, low=0.0)
+        check_number("reference_fade_seconds", self.reference_fade_seconds, low=0.0)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ bottom; its parts (outputs, loading, windows, sampling, the decoder) live in the
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -51,10 +52,23 @@ from mapper.decoders.audioldm2 import (
     guidance_conditions,
     negative_tokens,
 )
+from mapper.generation.arguments import (
+    check_batch_size,
+    check_choice,
+    check_duration,
+    check_negative_needs_guidance,
+    check_overlap,
+    check_reference_audio,
+    check_seed,
+    check_start,
+    shown,
+)
 from mapper.generation.extractors_component import VisualExtractors
 from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
-from mapper.generation.sampling import SamplingConfig, make_scheduler, sampling_config
+from mapper.generation.sampling import SAMPLING_PRESETS, SamplingConfig, check_sampling, make_scheduler, sampling_config
+
+TEXT_COMPONENTS = ("tokenizer", "text_encoder", "projection_model", "language_model")  # negative_mode="audioldm2"
 
 
 @dataclass
@@ -200,6 +214,23 @@ class VideoToAudioPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ rendering
 
+    def check_settings(
+        self, sampling: SamplingConfig, long_form: LongFormConfig, seed: int = 0, batch_size: int = 4
+    ) -> None:
+        """What can only be checked against this pipeline's models, before any work: the scheduler
+        and the steps against its noise schedule, the overlap against its clip window, the text
+        models the negative mode needs. ValueError of one line naming the argument."""
+        check_sampling(sampling, self.scheduler)
+        check_overlap(long_form.overlap_seconds, window=self.clip.seconds)
+        check_seed(seed)
+        check_batch_size(batch_size)
+        missing = [name for name in TEXT_COMPONENTS if getattr(self, name, None) is None]
+        if sampling.guided and sampling.negative_mode == "audioldm2" and missing:
+            raise ValueError(
+                f"negative_mode 'audioldm2' needs AudioLDM-2's {', '.join(missing)}, which this pipeline lacks; "
+                "use negative_mode='zeros'"
+            )
+
     def stream(
         self,
         requests: Sequence[GenerationRequest],
@@ -213,9 +244,15 @@ class VideoToAudioPipeline(DiffusionPipeline):
 
         Up to ``batch_size`` videos are in flight; memory stays at one window per video in
         flight, whatever the videos' lengths. Unreadable inputs give ``ClipFailed`` and the rest
-        goes on. ``keep_reference``: the returned audio starts with the reference region.
+        goes on. ``keep_reference``: the returned audio starts with the reference region. The
+        settings are checked when this is called (ValueError), before the first video is read.
         """
         sampling = sampling_config(sampling) if isinstance(sampling, str) else sampling
+        self.check_settings(sampling, long_form, seed, batch_size)  # batch_size < 1 would never start a video
+        return self._render(list(requests), sampling, long_form, seed, keep_reference, batch_size)
+
+    def _render(self, requests, sampling, long_form, seed, keep_reference, batch_size) -> Iterator:
+        """``stream``'s loop: keep up to ``batch_size`` videos in flight, one window of each per step."""
         queue, active = list(enumerate(requests)), []
         clips_bar = tqdm(
             total=len(requests), desc="clips", unit="clip",
@@ -265,38 +302,36 @@ class VideoToAudioPipeline(DiffusionPipeline):
         is DPM-Solver++ at 25 steps; the other keywords override single settings. ``label`` is
         the Flan-T5 prompt ("" without one). Long videos are rendered in windows joined by
         ``mode`` ("inpaint" or "crossfade") over ``overlap_seconds``. ``reference_audio`` is
-        continued by the soundtrack. A single video raises ``VideoReadError`` if it cannot be
-        read; in a list, such a video comes back as its error and the others are rendered.
+        continued by the soundtrack. Every argument is checked first (ValueError naming it). A
+        single video raises ``VideoReadError`` if it cannot be read; in a list, such a video
+        comes back as its error and the others are rendered.
         """
-        sampling = sampling_config(
-            preset, scheduler=scheduler, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt, negative_mode=negative_mode, eta=eta,
-        )  # fmt: skip
-        long_form = LongFormConfig(
-            **{k: v for k, v in {"mode": mode, "overlap_seconds": overlap_seconds}.items() if v is not None}
-        )
-        single = isinstance(video, (str, os.PathLike))
-        videos = [video] if single else list(video)
-        labels = [label] * len(videos) if label is None or isinstance(label, str) else list(label)
-        if len(labels) != len(videos):
-            raise ValueError(f"got {len(videos)} videos but {len(labels)} labels")
-        requests = [
-            GenerationRequest(v, lab or "", start, duration, reference_audio) for v, lab in zip(videos, labels)
-        ]
-        chunks: dict[int, list[np.ndarray]] = {i: [] for i in range(len(requests))}
-        results: list = [None] * len(requests)
-        for event in self.stream(requests, sampling, long_form, seed, keep_reference, batch_size):
+        arguments = {name: value for name, value in locals().items() if name != "self"}  # locals(): just the arguments here
+        call = _CallPlan.of(**arguments)  # every argument checked before any video is read
+        chunks: dict[int, list[np.ndarray]] = {i: [] for i in range(len(call.requests))}
+        results: list = [None] * len(call.requests)
+        events = self.stream(call.requests, call.sampling, call.long_form, seed, keep_reference, batch_size)
+        for event in events:
             if isinstance(event, AudioChunk):
                 chunks[event.index].append(event.samples)
             elif isinstance(event, ClipDone):
                 event.result.audio = np.concatenate(chunks.pop(event.index)).astype(np.float32)
                 results[event.index] = event.result
             else:
-                if single:
+                if call.single:
                     raise event.error
                 chunks.pop(event.index, None)
                 results[event.index] = event.error
-        return results[0] if single else results
+        return results[0] if call.single else results
+
+    @classmethod
+    def check_call(cls, video, label=None, **kwargs) -> None:
+        """Check ``__call__``'s arguments without any model (``mapper.generate`` does, before it
+        loads one): TypeError for an unknown keyword, ValueError of one line naming a bad value.
+        What only a model can tell (the scheduler, the overlap's bound) ``__call__`` checks next."""
+        bound = inspect.signature(cls.__call__).bind(None, video, label, **kwargs)
+        bound.apply_defaults()
+        _CallPlan.of(**{name: value for name, value in bound.arguments.items() if name != "self"})
 
     # ------------------------------------------------------------------ internals
 
@@ -312,7 +347,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         if available <= 0:
             raise VideoReadError(video, f"start {request.start:g} s is at or past the end of the video")
         duration = available if request.duration is None else min(request.duration, available)
-        num_samples = round(duration * self.sample_rate)
+        num_samples = max(1, round(duration * self.sample_rate))  # a sliver of a second is still one sample
         num_frames = math.ceil(num_samples / self.frame_samples)
         window = self.window_frames
         overlap = min(self.seconds_to_frames(long_form.overlap_seconds), window - self.frame_multiple)
@@ -442,3 +477,49 @@ class VideoToAudioPipeline(DiffusionPipeline):
             joins=joins,
             reference_samples=reference,
         )
+
+
+@dataclass(frozen=True)
+class _CallPlan:
+    """``__call__``'s arguments, checked and resolved into requests and settings (no model needed)."""
+
+    requests: list[GenerationRequest]
+    sampling: SamplingConfig
+    long_form: LongFormConfig
+    single: bool
+
+    @classmethod
+    def of(cls, video, label, *, preset, scheduler, num_inference_steps, guidance_scale, negative_prompt,
+           negative_mode, eta, seed, mode, overlap_seconds, reference_audio, keep_reference, start, duration,
+           batch_size) -> "_CallPlan":  # fmt: skip
+        single = isinstance(video, (str, os.PathLike))
+        videos = [video] if single else list(video) if isinstance(video, (list, tuple)) else [None]
+        if not all(isinstance(v, (str, os.PathLike)) for v in videos):
+            raise ValueError(f"video must be a path or a list of paths, got {shown(video)}")
+        labels = [label] * len(videos) if label is None or isinstance(label, str) else label
+        if not isinstance(labels, (list, tuple)) or not all(lab is None or isinstance(lab, str) for lab in labels):
+            raise ValueError(f"label must be a string, None or a list of strings (one per video), got {shown(label)}")
+        if len(labels) != len(videos):
+            raise ValueError(f"label: got {len(videos)} videos but {len(labels)} labels")
+        if not isinstance(preset, SamplingConfig):
+            check_choice("preset", preset, tuple(SAMPLING_PRESETS))
+        sampling = sampling_config(
+            preset, scheduler=scheduler, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt, negative_mode=negative_mode, eta=eta,
+        )  # fmt: skip
+        check_negative_needs_guidance(
+            sampling.guidance_scale, {"negative_prompt": negative_prompt, "negative_mode": negative_mode}
+        )
+        long_form = LongFormConfig(
+            **{k: v for k, v in {"mode": mode, "overlap_seconds": overlap_seconds}.items() if v is not None}
+        )
+        check_seed(seed)
+        check_batch_size(batch_size)
+        check_start(start)
+        if duration is not None:
+            check_duration(duration)
+        if not isinstance(keep_reference, bool):
+            raise ValueError(f"keep_reference must be True or False, got {shown(keep_reference)}")
+        check_reference_audio(reference_audio)
+        requests = [GenerationRequest(v, lab or "", start, duration, reference_audio) for v, lab in zip(videos, labels)]
+        return cls(requests, sampling, long_form, single)

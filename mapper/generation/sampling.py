@@ -30,6 +30,7 @@ import diffusers
 from diffusers import SchedulerMixin
 
 from mapper.decoders.audioldm2 import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_MODES, NegativeMode
+from mapper.generation.arguments import check_choice, check_eta, check_guidance, check_steps
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,15 @@ class SamplingConfig:
     eta: float = 0.0  # DDIM's eta (stochasticity); ignored by schedulers without it
     scheduler_kwargs: dict = field(default_factory=dict)  # passed to from_config (solver options)
 
-    def __post_init__(self):
-        if self.num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {self.num_inference_steps}")
-        if self.negative_mode not in NEGATIVE_MODES:
-            raise ValueError(f"negative_mode must be one of {', '.join(NEGATIVE_MODES)}, got {self.negative_mode!r}")
+    def __post_init__(self):  # the scheduler's name and the steps' upper bound are checked against a model
+        check_steps(self.num_inference_steps)
+        check_guidance(self.guidance_scale)
+        check_eta(self.eta)
+        check_choice("negative_mode", self.negative_mode, NEGATIVE_MODES)
+        if not isinstance(self.scheduler, str):
+            raise ValueError(f"scheduler must be a diffusers scheduler class name, got {self.scheduler!r}")
+        if not isinstance(self.negative_prompt, str):
+            raise ValueError(f"negative_prompt must be a string, got {self.negative_prompt!r}")
 
     @property
     def guided(self) -> bool:
@@ -78,18 +83,29 @@ def sampling_config(preset: str | SamplingConfig = "paper", **overrides) -> Samp
     return dataclasses.replace(preset, **overrides)
 
 
+def scheduler_class(base: SchedulerMixin, scheduler: str, name: str = "scheduler") -> type[SchedulerMixin]:
+    """The diffusers class called ``scheduler`` if it can run ``base``'s noise schedule (ValueError
+    naming the argument ``name`` otherwise)."""
+    compatible = {cls.__name__: cls for cls in base.compatibles}
+    compatible[type(base).__name__] = type(base)
+    cls = compatible.get(scheduler)
+    if cls is None:
+        known = getattr(diffusers, scheduler, None)
+        reason = "is not a diffusers scheduler" if known is None else "is not compatible with this model's schedule"
+        raise ValueError(f"{name} {scheduler!r} {reason}; choose one of {', '.join(sorted(compatible))}")
+    return cls
+
+
+def check_sampling(config: SamplingConfig, base: SchedulerMixin) -> None:
+    """What a config can only be checked against a model's scheduler: its name, and no more steps
+    than the schedule has timesteps (DDIM would refuse more only when sampling starts)."""
+    scheduler_class(base, config.scheduler)
+    check_steps(config.num_inference_steps, most=base.config.num_train_timesteps)
+
+
 def make_scheduler(base: SchedulerMixin, config: SamplingConfig) -> SchedulerMixin:
     """A fresh scheduler of ``config.scheduler`` on ``base``'s noise schedule.
 
     Fresh per sampling run: diffusers schedulers are stateful (step index, multistep history).
     """
-    compatible = {cls.__name__: cls for cls in base.compatibles}
-    compatible[type(base).__name__] = type(base)
-    cls = compatible.get(config.scheduler)
-    if cls is None:
-        known = getattr(diffusers, config.scheduler, None)
-        reason = "is not a diffusers scheduler" if known is None else "is not compatible with this model's schedule"
-        raise ValueError(
-            f"scheduler {config.scheduler!r} {reason}; choose one of {', '.join(sorted(compatible))}"
-        )
-    return cls.from_config(base.config, **config.scheduler_kwargs)
+    return scheduler_class(base, config.scheduler).from_config(base.config, **config.scheduler_kwargs)

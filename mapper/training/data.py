@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from extractors.cache import FeatureCache
 from extractors.manifest import SPLITS
 from extractors.presets import AUDIO_TARGET, PRESETS, get_preset
-from mapper.arguments import check_choice, check_number
+from mapper.arguments import check_choice, check_int
 from mapper.training.batch_plan import BatchPlan, plan_batches
 from mapper.training.feature_arrays import FeatureArrays, identity_collate
 from mapper.training.order import EpochShuffleSampler, ResumableLoader
@@ -60,17 +60,17 @@ class MapperDataModule(L.LightningDataModule):
     def check_arguments(cache, preset, batch_size, max_device_batch=None, num_workers=0, toy_world=None) -> None:
         """`__init__`'s arguments, checked without building anything (the CLI calls it first)."""
         check_choice("data.preset", preset, sorted(PRESETS))
-        check_number("data.batch_size", batch_size, low=1, integer=True)
+        check_int("data.batch_size", batch_size, 1)
         if max_device_batch is not None:
-            check_number("data.max_device_batch", max_device_batch, low=1, integer=True)
-        check_number("data.num_workers", num_workers, low=0, integer=True)
+            check_int("data.max_device_batch", max_device_batch, 1)
+        check_int("data.num_workers", num_workers, 0)
         if os.path.exists(cache) and not os.path.isdir(cache):
             raise ValueError(f"data.cache={cache!r} is a file; expected a cache folder")
         if toy_world is not None:
             toy_world = ToyWorld(**toy_world) if isinstance(toy_world, dict) else toy_world
             # every split needs clips (the world assigns them in proportion)
-            check_number("data.toy_world.num_clips", toy_world.num_clips, low=len(SPLITS) * 2, integer=True)
-            check_number("data.toy_world.seed", toy_world.seed, low=0, integer=True)
+            check_int("data.toy_world.num_clips", toy_world.num_clips, len(SPLITS) * 2)
+            check_int("data.toy_world.seed", toy_world.seed, 0)
 
     def apply_batch_plan(self, trainer: L.Trainer) -> BatchPlan:
         """Set the per-device batch and the trainer's accumulation for its world size."""

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from extractors.presets import AUDIO_TARGET
-from mapper.arguments import check_choice, check_number
+from mapper.arguments import check_choice, check_int, check_number
 from mapper.config import MapperConfig, MapperOptions
 from mapper.loading import build_mapper
 from mapper.training.language_model import language_model_folder, load_language_model
@@ -48,9 +48,9 @@ class MapperModule(L.LightningModule):
         """`__init__`'s arguments, checked without building anything (the CLI calls it first); the
         mapper's config."""
         check_choice("model.lr_schedule", lr_schedule, LR_SCHEDULES)
-        check_number("model.lr", lr, low=0.0, low_inclusive=False)
+        check_number("model.lr", lr, above=0.0)
         check_number("model.weight_decay", weight_decay, low=0.0)
-        check_number("model.warmup_steps", warmup_steps, low=0, integer=True)
+        check_int("model.warmup_steps", warmup_steps, 0)
         if init_language_model:
             language_model_folder(init_language_model)  # a missing folder fails now, not once training starts
         mapper = MapperOptions(**mapper) if isinstance(mapper, dict) else mapper
