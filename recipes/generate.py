@@ -337,5 +337,10 @@ def main(argv=None) -> int:
     return ITEMS_FAILED if failed else 0
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `mfm-generate` command."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
