@@ -24,7 +24,7 @@ import torch
 from evaluation import imagebind, synchformer
 from evaluation import metrics as maths
 from evaluation.audio import AudioReadError, load_audio
-from evaluation.evaluate import Embedded, by_shape, cached_embed, embedding_cache, lazy
+from evaluation.evaluate import Embedded, cached_embed, embedding_cache, lazy, load_each, run_by_shape
 from evaluation.imagebind_inputs import fps_filter_indices, num_video_frames, to_model_rate
 from evaluation.synchformer_inputs import audio_input, video_input
 from extractors.video import MediaReadError, read_frames
@@ -47,26 +47,7 @@ def _raw_audio(path: Path) -> torch.Tensor:
     return to_model_rate(torch.from_numpy(np.ascontiguousarray(data.T)), rate)
 
 
-def _run(loaded: dict[Path, torch.Tensor], failed: dict[Path, str], call, name: str) -> dict:
-    outputs = {}
-    for group in by_shape(loaded):
-        try:
-            out = call(torch.stack([loaded[p] for p in group]))
-        except ValueError as error:
-            failed.update({p: f"{p}: {name}: {str(error).splitlines()[0]}" for p in group})
-            continue
-        outputs.update({p: {k: v[i].cpu().numpy() for k, v in out.items()} for i, p in enumerate(group)})
-    return outputs
-
-
-def _load_each(paths: list[Path], load, errors=(MediaReadError, ValueError)) -> tuple[dict, dict]:
-    loaded, failed = {}, {}
-    for path in paths:
-        try:
-            loaded[path] = load(path)
-        except errors as error:
-            failed[path] = str(error).splitlines()[0]
-    return loaded, failed
+MEDIA_ERRORS = (MediaReadError, ValueError)  # unreadable or unusable files: skipped and named
 
 
 def imagebind_embeddings(videos: list[Path], audios: list[Path], hashes: dict[Path, str], preset: str, *,
@@ -77,21 +58,20 @@ def imagebind_embeddings(videos: list[Path], audios: list[Path], hashes: dict[Pa
     model = lazy(lambda: imagebind.build(preset, weights_dir).to(device).eval())
     count = num_video_frames(audio_length)
 
-    def video_compute(paths):
-        loaded, failed = _load_each(paths, lambda p: _frames(p, 0.5, count).permute(0, 3, 1, 2))  # (T, 3, H, W)
-        return _run(loaded, failed, lambda x: {"embedding": imagebind.embed_video(model(), x)["embedding"]},
-                    "imagebind"), failed
+    def load_video(paths):  # (T, 3, H, W) uint8 each
+        return load_each(paths, lambda p: _frames(p, 0.5, count).permute(0, 3, 1, 2), MEDIA_ERRORS)
 
-    def audio_compute(paths):
-        loaded, failed = _load_each(paths, _raw_audio)
-        return _run(loaded, failed, lambda x: {"embedding": imagebind.embed_audio(model(), x)["embedding"]},
-                    "imagebind"), failed
+    def run_video(loaded):
+        return run_by_shape(loaded, lambda x: {"embedding": imagebind.embed_video(model(), x)["embedding"]}, "imagebind")
+
+    def run_audio(loaded):
+        return run_by_shape(loaded, lambda x: {"embedding": imagebind.embed_audio(model(), x)["embedding"]}, "imagebind")
 
     protocol = {"audio_length": audio_length}
     video = cached_embed(videos, hashes, embedding_cache(cache_root, "imagebind_video", preset, config, protocol),
-                         video_compute, batch_size)
+                         load_video, run_video, batch_size)
     audio = cached_embed(audios, hashes, embedding_cache(cache_root, "imagebind_audio", preset, config, {}),
-                         audio_compute, batch_size)
+                         lambda paths: load_each(paths, _raw_audio, MEDIA_ERRORS), run_audio, batch_size)
     return video, audio
 
 
@@ -104,21 +84,25 @@ def synchformer_features(videos: list[Path], audios: list[Path], hashes: dict[Pa
     model = lazy(lambda: synchformer.build(preset, weights_dir).to(device).eval())
     frames = round(cfg.fps * audio_length)
 
-    def video_compute(paths):
-        loaded, failed = _load_each(paths, lambda p: _frames(p, cfg.fps, frames))  # (T, H, W, 3)
-        return _run(loaded, failed, lambda x: {"features": synchformer.video_features(model(), video_input(x, cfg))},
-                    "synchformer"), failed
+    def load_video(paths):  # (T, H, W, 3) uint8 each
+        return load_each(paths, lambda p: _frames(p, cfg.fps, frames), MEDIA_ERRORS)
 
-    def audio_compute(paths):
-        loaded, failed = _load_each(paths, lambda p: load_audio(p, cfg.sample_rate, audio_length, remove_mean=False))
-        return _run(loaded, failed, lambda x: {"features": synchformer.audio_features(model(), audio_input(x, cfg))},
-                    "synchformer"), failed
+    def load_audio_files(paths):  # (S,) each: mono 16 kHz, no mean removal, cut to audio_length
+        return load_each(paths, lambda p: load_audio(p, cfg.sample_rate, audio_length, remove_mean=False), MEDIA_ERRORS)
+
+    def run_video(loaded):
+        return run_by_shape(loaded, lambda x: {"features": synchformer.video_features(model(), video_input(x, cfg))},
+                            "synchformer")
+
+    def run_audio(loaded):
+        return run_by_shape(loaded, lambda x: {"features": synchformer.audio_features(model(), audio_input(x, cfg))},
+                            "synchformer")
 
     protocol = {"audio_length": audio_length}
     video = cached_embed(videos, hashes, embedding_cache(cache_root, "synchformer_video", preset, config, protocol),
-                         video_compute, batch_size)
+                         load_video, run_video, batch_size)
     audio = cached_embed(audios, hashes, embedding_cache(cache_root, "synchformer_audio", preset, config, protocol),
-                         audio_compute, batch_size)
+                         load_audio_files, run_audio, batch_size)
     return video, audio, model
 
 

@@ -12,6 +12,7 @@ NaN with a warning where av-benchmark returns -1.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -46,15 +47,18 @@ class Embedded:
     cached: int = 0  # files found in the embedding cache
 
 
-# compute(files) -> ({file: {output: array}}, {file: one-line reason}) for files of distinct content
-Compute = Callable[[list[Path]], tuple[dict[Path, dict[str, np.ndarray]], dict[Path, str]]]
+# load(files) -> ({file: input tensor}, {file: one-line reason}); run(inputs) -> the same with outputs
+Load = Callable[[list[Path]], tuple[dict[Path, torch.Tensor], dict[Path, str]]]
+Run = Callable[[dict[Path, torch.Tensor]], tuple[dict[Path, dict[str, np.ndarray]], dict[Path, str]]]
+LOADING_THREADS = 4  # files decoded and resampled at once (soundfile and torch release the GIL)
 
 
-def cached_embed(files: list[Path], hashes: dict[Path, str], cache: EmbeddingCache | None, compute: Compute,
+def cached_embed(files: list[Path], hashes: dict[Path, str], cache: EmbeddingCache | None, load: Load, run: Run,
                  batch_size: int) -> Embedded:
-    """Outputs for ``files``: from the cache where their content was seen before, else ``compute``d
-    one batch of distinct contents at a time, each batch added to the cache as soon as it is done
-    (an interrupted run keeps it). Failures are not cached: a rerun tries them again."""
+    """Outputs for ``files``: from the cache where their content was seen before, else loaded and
+    run one batch of distinct contents at a time, each batch added to the cache as soon as it is
+    done (an interrupted run keeps it). The next batch loads while the model runs this one, so the
+    model does not wait for files. Failures are not cached: a rerun tries them again."""
     stored = cache.load() if cache is not None else {}
     result = Embedded()
     todo: dict[str, list[Path]] = {}  # content -> the files holding it
@@ -64,54 +68,64 @@ def cached_embed(files: list[Path], hashes: dict[Path, str], cache: EmbeddingCac
         else:
             todo.setdefault(hashes[path], []).append(path)
     contents = list(todo)
-    for start in range(0, len(contents), batch_size):
-        batch = contents[start: start + batch_size]
-        outputs, failed = compute([todo[c][0] for c in batch])
-        new = {}
-        for content in batch:
-            first = todo[content][0]
-            if first in failed:
-                result.failed.update({p: failed[first] for p in todo[content]})
-            else:
-                new[content] = outputs[first]
-                result.embedded += len(todo[content])
-        if cache is not None:
-            cache.add(new)
-        stored.update(new)
+    batches = [contents[i: i + batch_size] for i in range(0, len(contents), batch_size)]
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        pending = prefetch.submit(load, [todo[c][0] for c in batches[0]]) if batches else None
+        for index, batch in enumerate(batches):
+            loaded, failed = pending.result()
+            if index + 1 < len(batches):
+                pending = prefetch.submit(load, [todo[c][0] for c in batches[index + 1]])
+            outputs, run_failed = run(loaded)
+            failed = {**failed, **run_failed}
+            new = {}
+            for content in batch:
+                first = todo[content][0]
+                if first in failed:
+                    result.failed.update({p: failed[first] for p in todo[content]})
+                else:
+                    new[content] = outputs[first]
+                    result.embedded += len(todo[content])
+            if cache is not None:
+                cache.add(new)
+            stored.update(new)
     result.outputs = {p: stored[hashes[p]] for p in files if p not in result.failed}
     return result
 
 
-def by_shape(items: dict[Path, torch.Tensor]) -> list[list[Path]]:
-    """Files grouped by the shape of their input: av-benchmark does not pad, so a batch is one shape."""
+def load_each(paths: list[Path], read: Callable[[Path], torch.Tensor], errors=(AudioReadError,)) -> tuple[dict, dict]:
+    """``read`` every file (a few at once); the ones that raise ``errors`` are failures, with their line."""
+    loaded, failed = {}, {}
+
+    def attempt(path: Path):
+        try:
+            return path, read(path), None
+        except errors as error:
+            return path, None, str(error).splitlines()[0]
+
+    with ThreadPoolExecutor(max_workers=LOADING_THREADS) as pool:
+        for path, tensor, reason in pool.map(attempt, paths):
+            if reason is None:
+                loaded[path] = tensor
+            else:
+                failed[path] = reason
+    return loaded, failed
+
+
+def run_by_shape(loaded: dict[Path, torch.Tensor], call, name: str) -> tuple[dict, dict]:
+    """``call`` on batches of equal-shaped inputs (av-benchmark does not pad, so a batch is one
+    shape); a ValueError (e.g. too short for a front end) fails that batch's files, naming ``name``."""
     groups: dict[tuple, list[Path]] = {}
-    for path, tensor in items.items():
+    for path, tensor in loaded.items():
         groups.setdefault(tuple(tensor.shape), []).append(path)
-    return list(groups.values())
-
-
-def audio_compute(embedder: AudioEmbedder, model: Callable[[], torch.nn.Module], preset: str,
-                  audio_length: float | None, device) -> Compute:
-    """Load each file the av-benchmark way at the embedder's rate, batch equal lengths, embed."""
-    sample_rate = embedder.sample_rate(preset)
-
-    def compute(paths: list[Path]):
-        outputs, failed, loaded = {}, {}, {}
-        for path in paths:
-            try:
-                loaded[path] = load_audio(path, sample_rate, audio_length)  # (S,)
-            except AudioReadError as error:
-                failed[path] = str(error)
-        for group in by_shape(loaded):
-            try:
-                out = embedder.call(model(), torch.stack([loaded[p] for p in group]).to(device))
-            except ValueError as error:  # e.g. too short for the front end
-                failed.update({p: f"{p}: {embedder.name}: {str(error).splitlines()[0]}" for p in group})
-                continue
-            outputs.update({p: {name: value[i].cpu().numpy() for name, value in out.items()} for i, p in enumerate(group)})
-        return outputs, failed
-
-    return compute
+    outputs, failed = {}, {}
+    for group in groups.values():
+        try:
+            out = call(torch.stack([loaded[p] for p in group]))
+        except ValueError as error:
+            failed.update({p: f"{p}: {name}: {str(error).splitlines()[0]}" for p in group})
+            continue
+        outputs.update({p: {k: v[i].cpu().numpy() for k, v in out.items()} for i, p in enumerate(group)})
+    return outputs, failed
 
 
 def embedding_cache(cache_root, name: str, preset: str, config: dict, protocol: dict) -> EmbeddingCache | None:
@@ -133,10 +147,17 @@ def lazy(build: Callable[[], torch.nn.Module]) -> Callable[[], torch.nn.Module]:
 def embed_audio_files(embedder: AudioEmbedder, preset: str, files: list[Path], hashes: dict[Path, str], *,
                       audio_length: float | None, cache_root=None, device="cpu", batch_size: int = 16,
                       weights_dir=None) -> Embedded:
+    """``embedder``'s outputs for audio files read the av-benchmark way at its rate (cached)."""
     protocol = {"audio_length": audio_length, "loader": "av-benchmark: mono, mean removed, resampled, truncated"}
     cache = embedding_cache(cache_root, embedder.name, preset, embedder.config_dict(preset), protocol)
     model = lazy(lambda: embedder.build(preset, weights_dir, device))
-    return cached_embed(files, hashes, cache, audio_compute(embedder, model, preset, audio_length, device), batch_size)
+    sample_rate = embedder.sample_rate(preset)
+    return cached_embed(
+        files, hashes, cache,
+        load=lambda paths: load_each(paths, lambda p: load_audio(p, sample_rate, audio_length)),  # (S,) each
+        run=lambda loaded: run_by_shape(loaded, lambda x: embedder.call(model(), x.to(device)), embedder.name),
+        batch_size=batch_size,
+    )  # fmt: skip
 
 
 def _stack(outputs: dict[Path, dict], files: list[Path], name: str) -> np.ndarray:
