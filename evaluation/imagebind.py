@@ -37,7 +37,7 @@ from timm.layers import Mlp
 
 from evaluation.imagebind_inputs import (FRAMES_PER_CLIP, IMAGE_SIZE, NUM_MEL_BINS, SAMPLE_RATE, TARGET_FRAMES,
                                          audio_clips, video_clips)
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
 
 TOWERS = ("vision", "audio")
 OTHER_TOWERS = ("text", "depth", "thermal", "imu")  # in the released file, not built here
@@ -249,18 +249,8 @@ def tower_state_dict(state: dict, source) -> dict:
 
 
 def load_checked(model: ImageBindModel, state: dict, source) -> None:
-    """Load the vision/audio part of ``state`` strictly (every key, every shape), or one-line ValueError.
-    Tensors are assigned, not copied, so a model built on the meta device loads without a second copy."""
-    state = tower_state_dict(state, source)
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(state))
-    unexpected = sorted(set(state) - set(ours))
-    wrong = sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = [f"{name} {len(keys)} (e.g. {keys[0]})" for name, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise ValueError(f"{source}: not ImageBind-huge's vision/audio towers: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True, assign=True)
+    """Load the vision/audio part of ``state`` strictly (every key, every shape), or one-line ValueError."""
+    load_strict(model, tower_state_dict(state, source), source, "ImageBind-huge's vision/audio towers")
 
 
 def load_released(model: ImageBindModel, weights_dir: str | os.PathLike | None = None) -> None:

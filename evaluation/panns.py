@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from evaluation.panns_frontend import LogMel, PowerSpectrogram, min_samples
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
 
 
 @dataclass(frozen=True)
@@ -169,15 +169,7 @@ def read_checkpoint(path) -> dict:
 
 def load_checked(model: PannsModel, state: dict, source) -> None:
     """Load ``state`` strictly; a mismatch is one line naming ``source`` and the first offending keys."""
-    ours = model.state_dict()
-    missing = sorted(set(ours) - set(state))
-    unexpected = sorted(set(state) - set(ours))
-    wrong = sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = [f"{name} {len(keys)} (e.g. {keys[0]})" for name, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise ValueError(f"{source}: not the PANNs Cnn14 16 kHz state dict: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True)
+    load_strict(model, state, source, "the PANNs Cnn14 16 kHz state dict")
 
 
 @torch.inference_mode()

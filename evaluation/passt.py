@@ -34,7 +34,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from evaluation.passt_frontend import PasstFrontendConfig, log_mel, pad_or_cut
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
 
 
 @dataclass(frozen=True)
@@ -151,13 +151,7 @@ def load_released(model: PasstModel, weights_dir: str | os.PathLike | None = Non
     state = read_state_dict(path)
     if "model" in state and not isinstance(state["model"], torch.Tensor):  # checkpoint_filter_fn's unwrap
         state = state["model"]
-    mine = model.state_dict()
-    missing, unexpected = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
-    wrong = sorted(k for k in set(mine) & set(state) if tuple(mine[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        raise ValueError(f"{path}: not PaSST-S's released layout (missing {missing[:3]}, unexpected "
-                         f"{unexpected[:3]}, wrong shape {wrong[:3]})")
-    model.load_state_dict(state, strict=True, assign=True)  # assign: ``model`` may live on the meta device
+    load_strict(model, state, path, "PaSST-S's released layout")
 
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> PasstModel:

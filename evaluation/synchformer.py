@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from evaluation.synchformer_audio import AudioFeatureExtractor
 from evaluation.synchformer_video import MotionFormer
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
 
 
 @dataclass(frozen=True)
@@ -255,14 +255,7 @@ def load_released(model: SynchformerModel, weights_dir: str | os.PathLike | None
 
 def load_checked(model: SynchformerModel, state: dict, source) -> None:
     """Load ``state`` strictly; a mismatch is one line naming ``source`` and the first offending keys."""
-    ours = model.state_dict()
-    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
-    wrong = sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = [f"{name} {len(keys)} (e.g. {keys[0]})" for name, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise ValueError(f"{source}: not Synchformer's released state dict: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True, assign=True)  # assign: ``model`` may live on the meta device
+    load_strict(model, state, source, "Synchformer's released state dict")
     model.requires_grad_(False)
 
 

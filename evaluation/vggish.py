@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from evaluation.vggish_frontend import VGGishFrontendConfig, waveform_to_patches
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
 
 POOL = "M"
 
@@ -110,14 +110,7 @@ class VGGishModel(nn.Module):
 def load_released(model: VGGishModel, weights_dir: str | os.PathLike | None = None) -> None:
     """Load ``vggish-10086976.pth`` into ``model``: every key and shape must match (no prefix)."""
     path = find_released_file(RELEASED, weights_dir)
-    state = read_state_dict(path)
-    mine = model.state_dict()
-    missing, unexpected = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
-    wrong = sorted(k for k in set(mine) & set(state) if tuple(mine[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        raise ValueError(f"{path}: not VGGish's released layout (missing {missing[:3]}, unexpected "
-                         f"{unexpected[:3]}, wrong shape {wrong[:3]})")
-    model.load_state_dict(state, strict=True, assign=True)  # assign: ``model`` may live on the meta device
+    load_strict(model, read_state_dict(path), path, "VGGish's released layout")
 
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> VGGishModel:

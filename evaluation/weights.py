@@ -58,3 +58,17 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: cannot be read weights-only ({first})") from error
+
+
+def load_strict(model: torch.nn.Module, state: dict, source, what: str) -> None:
+    """Load ``state`` into ``model``: every key and every shape, or a one-line ValueError naming
+    ``source``, ``what`` it should have been and the first offending keys. Tensors are assigned, not
+    copied, so a model built on the meta device loads without a second copy."""
+    ours = model.state_dict()
+    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
+    wrong = sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = [f"{name} {len(keys)} (e.g. {keys[0]})" for name, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise ValueError(f"{source}: not {what}: {'; '.join(parts)}")
+    model.load_state_dict(state, strict=True, assign=True)
