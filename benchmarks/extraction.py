@@ -68,22 +68,22 @@ LONG_SECONDS, LONG_START = 60.0, 25.0
 # inputs
 
 
-def write_video(path: Path, seconds: float, seed: int) -> None:
-    """A VGGSound-like mp4 (see module docstring), rendered and encoded frame by frame."""
+def write_video(path: Path, seconds: float, seed: int, height: int = HEIGHT, width: int = WIDTH) -> None:
+    """A VGGSound-like mp4 (see module docstring), rendered and encoded frame by frame (smaller frames: dry runs)."""
     rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (HEIGHT // 8, (WIDTH + 400) // 8, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (height // 8, (width + 400) // 8, 3), dtype=np.uint8)
     texture = np.repeat(np.repeat(small, 8, axis=0), 8, axis=1).astype(np.int16)  # (H, W + 400, 3)
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    yy, xx = np.mgrid[0:height, 0:width]
     with av.open(str(path), "w", format="mp4") as out:
         video = out.add_stream("libx264", rate=VIDEO_FPS, options={
             "preset": "veryfast", "crf": "23", "x264-params": f"keyint={KEYFRAME_EVERY}:min-keyint={KEYFRAME_EVERY}:scenecut=0"})
-        video.height, video.width, video.pix_fmt = HEIGHT, WIDTH, "yuv420p"
+        video.height, video.width, video.pix_fmt = height, width, "yuv420p"
         audio = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
         for i in range(round(seconds * VIDEO_FPS)):
             t = i / VIDEO_FPS
             shift = int(40 * t) % 400
-            img = texture[:, shift : shift + WIDTH].copy()
-            cy, cx = HEIGHT / 2 + 120 * np.sin(2.1 * t + seed), WIDTH / 2 + 250 * np.cos(1.3 * t)
+            img = texture[:, shift : shift + width].copy()
+            cy, cx = height / 2 + 120 * np.sin(2.1 * t + seed), width / 2 + 250 * np.cos(1.3 * t)
             img[(yy - cy) ** 2 + (xx - cx) ** 2 < 40**2] = (240, 200, 40)
             img += rng.normal(0, 3, img.shape).astype(np.int16)  # grain
             frame = av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24")

@@ -181,17 +181,26 @@ def full_size_audioldm2():
     return pipe
 
 
-def full_size_pipeline(device: torch.device, dtype: torch.dtype):
+def full_size_pipeline(device: torch.device, dtype: torch.dtype, size: str = "full"):
+    """The benchmark's pipeline: tiny extractors, paper-size mapper, full-size decoder (``size="full"``);
+    ``size="tiny"``: the tiny decoder and a 2-layer mapper of its width (dry runs of the same code)."""
+    from extractors.presets import get_preset
     from mapper.config import MapperConfig
+    from mapper.decoders.audioldm2 import build_tiny_audioldm2
     from mapper.generation.extractors_component import VisualExtractors
     from mapper.loading import build_mapper
     from mapper.generation import VideoToAudioPipeline
 
-    config = MapperConfig.from_preset("tiny", n_layer=12, n_head=12, dropout=0.0)
-    config.audio_token_dim = 768  # the paper's GPT-2 width, on the tiny extractors' features
+    tiny = get_preset("tiny")
+    dims = tiny.dims
+    layers, heads, width, decoder = (12, 12, 768, full_size_audioldm2) if size == "full" else (2, 2, 32, build_tiny_audioldm2)
+    config = MapperConfig(  # the tiny extractors' features in, GPT-2 tokens of the decoder's width out
+        streams={name: spec.to_dict() for name, spec in dims.streams.items()}, stream_order=list(dims.streams),
+        num_frames=dims.num_frames, num_audio_tokens=dims.num_audio_tokens, audio_token_dim=width,
+        extractor_preset=tiny.name, audioldm2=tiny.audioldm2, n_layer=layers, n_head=heads, dropout=0.0)
     torch.manual_seed(0)
     mapper = build_mapper(config).eval()
-    pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("tiny"), mapper, full_size_audioldm2())
+    pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("tiny"), mapper, decoder())
     pipe.to(device)
     if dtype != torch.float32:
         for name in ("mapper", "vae", "text_encoder_2", "unet", "vocoder", "language_model", "text_encoder", "projection_model"):
@@ -200,18 +209,25 @@ def full_size_pipeline(device: torch.device, dtype: torch.dtype):
     return pipe
 
 
-def bench_decoder(args, device: torch.device, dtype: torch.dtype, workdir: Path) -> None:
-    from mapper.generation.sampling import sampling_config
-
+def bench_decoder(args, device: torch.device, dtype: torch.dtype, workdir: Path) -> dict:
     print("\n== 1. full-size AudioLDM-2 decoder (random weights), one 10 s clip ==")
     start = time.perf_counter()
     pipe = full_size_pipeline(device, dtype)
     sizes = {n: sum(p.numel() for p in getattr(pipe, n).parameters()) / 1e6 for n in ("unet", "vae", "vocoder", "mapper")}
     print(f"built in {time.perf_counter() - start:.1f} s: " + ", ".join(f"{n} {m:.1f} M" for n, m in sizes.items()))
+    return measure_decoder(pipe, args.fast_steps, args.paper_steps, device, dtype, workdir)
+
+
+def measure_decoder(pipe, fast_steps: int, paper_steps: int, device: torch.device, dtype: torch.dtype,
+                    workdir: Path) -> dict:
+    """Section 1's measurements on a built pipeline; prints them and returns them (seconds; on CUDA
+    also each preset's peak allocated bytes, the peak statistics reset before each preset's clip)."""
+    from mapper.decoders.audioldm2 import encode_labels, gpt2_stream_width
+    from mapper.generation.sampling import sampling_config
+
     frames = pipe.window_frames
-    latent = torch.randn(2, 8, frames, 16, device=device, dtype=dtype)
-    tokens = torch.randn(2, 8, 768, device=device, dtype=dtype)
-    from mapper.decoders.audioldm2 import encode_labels
+    latent = torch.randn(2, *pipe.geometry.latent_shape(frames)[1:], device=device, dtype=dtype)  # (2, 8, 256, 16)
+    tokens = torch.randn(2, pipe.mapper.config.num_audio_tokens, gpt2_stream_width(pipe), device=device, dtype=dtype)
 
     t5, mask = encode_labels(pipe, ["dog barking", "low quality, average quality"])
     t = torch.tensor(500, device=device)
@@ -239,11 +255,13 @@ def bench_decoder(args, device: torch.device, dtype: torch.dtype, workdir: Path)
     print(f"UNet step (CFG batch 2): {unet:.3f} s    VAE decode: {vae:.3f} s    vocoder: {vocoder:.3f} s")
 
     video = write_video(workdir / "clip10.mp4", 10.0)
-    presets = [("fast", sampling_config("fast", num_inference_steps=args.fast_steps)),
-               ("paper", sampling_config("paper", num_inference_steps=args.paper_steps))]  # fmt: skip
+    presets = [("fast", sampling_config("fast", num_inference_steps=fast_steps)),
+               ("paper", sampling_config("paper", num_inference_steps=paper_steps))]  # fmt: skip
     pipe(video, "dog barking", preset=sampling_config("fast", num_inference_steps=1))  # warm caches (negative, T5)
-    totals = {}
+    totals, peaks, overheads = {}, {}, {}
     for name, sampling in presets:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         with ComponentClock(device, unet=pipe.unet, vae=pipe.vae.decoder, vocoder=pipe.vocoder) as clock:
             synchronize(device)
             start = time.perf_counter()
@@ -255,6 +273,9 @@ def bench_decoder(args, device: torch.device, dtype: torch.dtype, workdir: Path)
         expected = steps * unet + vae + vocoder
         inside = sum(clock.seconds.values())
         totals[name] = total
+        overheads[name] = total / inside
+        if device.type == "cuda":
+            peaks[name] = torch.cuda.max_memory_allocated(device)
         print(f"{name:5s} preset ({sampling.scheduler}, {steps} steps): total {total:.2f} s per 10 s clip")
         print(f"      steps x UNet step + VAE + vocoder (medians above) = {expected:.2f} s -> overhead ratio "
               f"{total / expected:.3f}")  # fmt: skip
@@ -264,8 +285,11 @@ def bench_decoder(args, device: torch.device, dtype: torch.dtype, workdir: Path)
               f"(goal <= {OVERHEAD_GOAL}: {'ok' if total / inside <= OVERHEAD_GOAL else 'MISSED'})")  # fmt: skip
     unet_after = median_time(unet_step, repeats, device, warmup=0)
     print(f"UNet step re-measured after the clips: {unet_after:.3f} s (drift {unet_after / unet - 1:+.1%})")
-    note = "" if args.paper_steps == 100 else f" (paper preset cut to {args.paper_steps} steps by --paper-steps)"
+    note = "" if paper_steps == 100 else f" (paper preset cut to {paper_steps} steps by --paper-steps)"
     print(f"paper / fast wall time: {totals['paper'] / totals['fast']:.2f}x{note}")
+    return {"unet_step": unet, "vae": vae, "vocoder": vocoder, "unet_step_after": unet_after, "totals": totals,
+            "steps": {name: sampling.num_inference_steps for name, sampling in presets}, "overhead": overheads,
+            "peak_bytes": peaks}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -87,13 +87,16 @@ def synchronizer(device: torch.device):
 # model, data, FLOPs
 
 
-def build_module(compile_model: bool):
+def build_module(compile_model: bool, options=None, compile_backend: str = "inductor"):
+    """`MapperModule(preset="paper")`; `options` (MapperOptions) overrides its architecture (dry runs: fewer
+    layers), `compile_backend` the torch.compile backend."""
+    from mapper.config import MapperOptions
     from mapper.training import MapperModule
 
     torch.manual_seed(0)
-    module = MapperModule(preset="paper")  # random init, the paper's 12 x 768 GPT-2
+    module = MapperModule(preset="paper", mapper=options or MapperOptions())  # random init, the paper's 12 x 768 GPT-2
     if compile_model:
-        module.mapper.compile()  # in place: training_loss -> self(...) goes through the compiled call
+        module.mapper.compile(backend=compile_backend)  # in place: training_loss -> self(...) goes through the compiled call
     return module
 
 
