@@ -17,7 +17,7 @@ from extractors.manifest import SPLITS
 from extractors.presets import AUDIO_TARGET, PRESETS, get_preset
 from mapper.arguments import check_choice, check_int
 from mapper.training.batch_plan import BatchPlan, plan_batches
-from mapper.training.feature_arrays import FeatureArrays, identity_collate
+from mapper.training.feature_arrays import FeatureArrays, column_values, identity_collate
 from mapper.training.order import EpochShuffleSampler, ResumableLoader
 
 
@@ -99,7 +99,7 @@ class MapperDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         preset = get_preset(self.preset)
         rows = self.cache.load(preset, require_audio=True)  # training needs targets
-        split_of_row = np.asarray(rows["split"])
+        split_of_row = column_values(rows, "split")
         columns = list(preset.dims.shapes())  # every visual stream, then the target
         for split in SPLITS:
             self.splits[split] = FeatureArrays(rows, columns, np.flatnonzero(split_of_row == split))
