@@ -25,14 +25,12 @@ name, so the bad clip silently drops out of every metric. ``length_s=None`` keep
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from evaluation.resample import resample
-from extractors.video import AudioReadError
+from extractors.video import AudioReadError, read_audio_samples
 
 __all__ = ["AudioReadError", "load_audio"]
 
@@ -43,17 +41,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int, length_s: float | None
     ``remove_mean=False``: av-benchmark's Synchformer loader, which skips step 3."""
     if length_s is not None and not length_s > 0:
         raise ValueError(f"length_s must be a positive number of seconds or None, got {length_s!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise AudioReadError(path, "no such file")
-    try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)  # (S, C)
-    except (sf.SoundFileError, RuntimeError) as error:
-        raise AudioReadError(path, f"not a readable audio file (soundfile: {error})") from None
-    if data.size == 0:
-        raise AudioReadError(path, "holds no audio samples")
-    if not np.isfinite(data).all():
-        raise AudioReadError(path, "holds NaN or infinite samples")
+    data, file_rate = read_audio_samples(path)  # (S, C)
     waveform = torch.from_numpy(np.ascontiguousarray(data.T))  # (C, S), as torchaudio.load returns it
     waveform = waveform.mean(dim=0)  # (S,) mono
     if remove_mean:

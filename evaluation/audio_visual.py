@@ -18,16 +18,15 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from evaluation import imagebind, synchformer
 from evaluation import metrics as maths
-from evaluation.audio import AudioReadError, load_audio
+from evaluation.audio import load_audio
 from evaluation.evaluate import Embedded, cached_embed, embedding_cache, lazy, load_each, run_by_shape
 from evaluation.imagebind_inputs import fps_filter_indices, num_video_frames, to_model_rate
 from evaluation.synchformer_inputs import audio_input, video_input
-from extractors.video import MediaReadError, read_frames
+from extractors.video import MediaReadError, read_audio_samples, read_frames
 
 
 def _frames(path: Path, fps: float, count: int) -> torch.Tensor:
@@ -38,12 +37,7 @@ def _frames(path: Path, fps: float, count: int) -> torch.Tensor:
 
 def _raw_audio(path: Path) -> torch.Tensor:
     """(C, N) float32 at 16 kHz, every channel, nothing removed: ImageBind's loader."""
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
-    except (sf.SoundFileError, RuntimeError) as error:
-        raise AudioReadError(path, f"not a readable audio file (soundfile: {error})") from None
-    if data.size == 0:
-        raise AudioReadError(path, "holds no audio samples")
+    data, rate = read_audio_samples(path)  # (N, C)
     return to_model_rate(torch.from_numpy(np.ascontiguousarray(data.T)), rate)
 
 

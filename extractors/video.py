@@ -109,13 +109,7 @@ def read_audio_file(path, sample_rate: int) -> np.ndarray:
 
     Channels are averaged; other rates are resampled with ffmpeg's resampler (via PyAV).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioReadError(path, "no such file")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (S, C)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioReadError(path, f"not a readable audio file (soundfile: {e})") from None
+    data, rate = read_audio_samples(path)  # (S, C)
     mono = data.mean(axis=1)  # (S,)
     return mono if rate == sample_rate else _resample(mono, rate, sample_rate)
 
@@ -123,6 +117,23 @@ def read_audio_file(path, sample_rate: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
+
+def read_audio_samples(path) -> tuple[np.ndarray, int]:
+    """(S, C) float32 samples of an audio file as soundfile decodes them, and its rate;
+    AudioReadError (one line) for a missing, unreadable or empty file or non-finite samples."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioReadError(path, "no such file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (S, C)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioReadError(path, f"not a readable audio file (soundfile: {e})") from None
+    if data.size == 0:
+        raise AudioReadError(path, "holds no audio samples")
+    if not np.isfinite(data).all():
+        raise AudioReadError(path, "holds NaN or infinite samples")
+    return data, rate
 
 
 def _one_line(text: str) -> str:
