@@ -8,6 +8,7 @@
     long_form             windows of a long video on one latent timeline, and the Stitcher
     seams                 how audible the joins of a long soundtrack are
     wav, mux              writing the soundtrack (wav) and putting it into a copy of the video (mp4)
+    arguments             the rule for every generation argument, shared by the CLI and the API
 """
 from mapper.generation.loading import load_pipeline, parse_dtype
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
