@@ -7,24 +7,21 @@
   ``PasstBasicWrapper.forward``; we match the log-mel, the CLS / DIST tokens, logits and embedding.
 """
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from evaluation.passt import PRESETS, RELEASED, PasstConfig, PasstModel, build, load_released
 from evaluation.passt_frontend import PasstFrontendConfig, log_mel, pad_or_cut
 
-FIXTURES = Path(__file__).parent / "fixtures" / "eval"
+from golden import EVAL_FIXTURES, assert_close, load_golden  # tests/golden.py
+
+FIXTURES = EVAL_FIXTURES
 
 
 @pytest.fixture(scope="module")
 def golden():
-    tensors = load_file(FIXTURES / "passt_golden.safetensors")
-    groups = {p: {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
-              for p in ("state.", "input.", "output.")}
-    return groups["state."], groups["input."], groups["output."]
+    return load_golden("passt")
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +31,7 @@ def tiny(golden):
     return model
 
 
-def _close(actual, expected, atol=1e-5):
-    assert actual.shape == expected.shape, (tuple(actual.shape), tuple(expected.shape))
-    torch.testing.assert_close(actual, expected, rtol=0, atol=atol)
+_close = assert_close
 
 
 def test_paper_keys_match_the_released_file():

@@ -5,25 +5,22 @@
   ``VGGish.forward`` on a tiny model with seeded weights; we match both.
 """
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from evaluation import vggish
 from evaluation.vggish import PRESETS, RELEASED, VGGishConfig, VGGishModel, build, load_released
 from evaluation.vggish_frontend import VGGishFrontendConfig, log_mel, mel_matrix, waveform_to_patches
 
-FIXTURES = Path(__file__).parent / "fixtures" / "eval"
+from golden import EVAL_FIXTURES, assert_close, load_golden  # tests/golden.py
+
+FIXTURES = EVAL_FIXTURES
 
 
 @pytest.fixture(scope="module")
 def golden():
-    tensors = load_file(FIXTURES / "vggish_golden.safetensors")
-    groups = {p: {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
-              for p in ("state.", "input.", "output.")}
-    return groups["state."], groups["input."], groups["output."]
+    return load_golden("vggish")
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +30,7 @@ def tiny(golden):
     return model
 
 
-def _close(actual, expected, atol=1e-5):
-    assert actual.shape == expected.shape, (tuple(actual.shape), tuple(expected.shape))
-    torch.testing.assert_close(actual, expected, rtol=0, atol=atol)
+_close = assert_close
 
 
 def test_paper_keys_match_the_released_file():
