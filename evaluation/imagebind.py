@@ -37,7 +37,7 @@ from timm.layers import Mlp
 
 from evaluation.imagebind_inputs import (FRAMES_PER_CLIP, IMAGE_SIZE, NUM_MEL_BINS, SAMPLE_RATE, TARGET_FRAMES,
                                          audio_clips, video_clips)
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
 
 TOWERS = ("vision", "audio")
 OTHER_TOWERS = ("text", "depth", "thermal", "imu")  # in the released file, not built here
@@ -261,16 +261,7 @@ def load_released(model: ImageBindModel, weights_dir: str | os.PathLike | None =
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> ImageBindModel:
     """tiny: seeded random weights; paper: the released file (built on the meta device, then assigned)."""
-    if preset not in PRESETS:
-        raise ValueError(f"ImageBind preset {preset!r}: unknown; known presets: {', '.join(PRESETS)}")
-    if preset == "paper":
-        path = find_released_file(RELEASED, weights_dir)  # FileNotFoundError before any allocation
-        with torch.device("meta"):
-            model = ImageBindModel(PRESETS[preset])
-        load_checked(model, read_state_dict(path), path)
-        return model.eval()
-    torch.manual_seed(seed)
-    return ImageBindModel(PRESETS[preset]).eval()
+    return build_embedder("ImageBind", ImageBindModel, PRESETS, load_released, preset, weights_dir, seed)
 
 
 def _device(model: nn.Module) -> torch.device:

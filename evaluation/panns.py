@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from evaluation.panns_frontend import LogMel, PowerSpectrogram, min_samples
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
 
 
 @dataclass(frozen=True)
@@ -128,15 +128,7 @@ class PannsModel(nn.Module):
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> PannsModel:
     """tiny: seeded random weights (the front end is real); paper: the released file, strictly loaded."""
-    if preset not in PRESETS:
-        raise ValueError(f"PANNs preset {preset!r}: unknown; known presets: {', '.join(PRESETS)}")
-    if preset == "paper":
-        path = find_released_file(RELEASED, weights_dir)  # FileNotFoundError before any allocation
-        model = PannsModel(PRESETS[preset])
-        load_checked(model, read_checkpoint(path), path)
-        return model
-    torch.manual_seed(seed)
-    return PannsModel(PRESETS[preset])
+    return build_embedder("PANNs", PannsModel, PRESETS, load_released, preset, weights_dir, seed)
 
 
 def load_released(model: PannsModel, weights_dir: str | os.PathLike | None) -> None:

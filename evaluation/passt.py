@@ -34,7 +34,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from evaluation.passt_frontend import PasstFrontendConfig, log_mel, pad_or_cut
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
 
 
 @dataclass(frozen=True)
@@ -156,13 +156,4 @@ def load_released(model: PasstModel, weights_dir: str | os.PathLike | None = Non
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> PasstModel:
     """``tiny``: seeded random weights; ``paper``: the released file (FileNotFoundError if absent). Eval mode."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown PaSST preset {preset!r}; expected one of {sorted(PRESETS)}")
-    if preset == "paper":
-        with torch.device("meta"):
-            model = PasstModel(PRESETS[preset])
-        load_released(model, weights_dir)
-    else:
-        torch.manual_seed(seed)
-        model = PasstModel(PRESETS[preset])
-    return model.eval()
+    return build_embedder("PaSST", PasstModel, PRESETS, load_released, preset, weights_dir, seed)

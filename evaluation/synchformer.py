@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from evaluation.synchformer_audio import AudioFeatureExtractor
 from evaluation.synchformer_video import MotionFormer
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
 
 
 @dataclass(frozen=True)
@@ -233,17 +233,7 @@ class SynchformerModel(nn.Module):
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> SynchformerModel:
     """``tiny``: seeded random weights; ``paper``: the released file (FileNotFoundError if absent). Eval mode."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown Synchformer preset {preset!r}; expected one of {sorted(PRESETS)}")
-    if preset == "paper":
-        path = find_released_file(RELEASED, weights_dir)  # a missing file fails before anything is built
-        with torch.device("meta"):  # no random init of 237 M weights that are overwritten anyway
-            model = SynchformerModel(PRESETS[preset])
-        load_checked(model, read_state_dict(path), path)
-    else:
-        torch.manual_seed(seed)
-        model = SynchformerModel(PRESETS[preset])
-    return model.eval()
+    return build_embedder("Synchformer", SynchformerModel, PRESETS, load_released, preset, weights_dir, seed)
 
 
 def load_released(model: SynchformerModel, weights_dir: str | os.PathLike | None) -> None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from evaluation.vggish_frontend import VGGishFrontendConfig, waveform_to_patches
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict
+from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
 
 POOL = "M"
 
@@ -115,13 +115,4 @@ def load_released(model: VGGishModel, weights_dir: str | os.PathLike | None = No
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> VGGishModel:
     """``tiny``: seeded random weights; ``paper``: the released file (FileNotFoundError if absent). Eval mode."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown VGGish preset {preset!r}; expected one of {sorted(PRESETS)}")
-    if preset == "paper":
-        with torch.device("meta"):  # no random init of 72 M weights that are overwritten anyway
-            model = VGGishModel(PRESETS[preset])
-        load_released(model, weights_dir)
-    else:
-        torch.manual_seed(seed)
-        model = VGGishModel(PRESETS[preset])
-    return model.eval()
+    return build_embedder("VGGish", VGGishModel, PRESETS, load_released, preset, weights_dir, seed)

@@ -72,3 +72,19 @@ def load_strict(model: torch.nn.Module, state: dict, source, what: str) -> None:
                  (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
         raise ValueError(f"{source}: not {what}: {'; '.join(parts)}")
     model.load_state_dict(state, strict=True, assign=True)
+
+
+def build_embedder(name: str, model_class, presets: dict, load_released, preset: str, weights_dir, seed: int):
+    """An embedder at ``preset``, in eval mode. ``tiny``: seeded random weights. ``paper``: built on the
+    meta device (no random init of weights that are overwritten anyway), then ``load_released`` assigns
+    the released file's tensors; a missing file fails before anything is built."""
+    if preset not in presets:
+        raise ValueError(f"unknown {name} preset {preset!r}; expected one of {sorted(presets)}")
+    if preset == "paper":
+        with torch.device("meta"):
+            model = model_class(presets[preset])
+        load_released(model, weights_dir)
+    else:
+        torch.manual_seed(seed)
+        model = model_class(presets[preset])
+    return model.eval()
