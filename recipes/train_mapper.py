@@ -18,7 +18,8 @@ from extractors.cache import CacheBusyError, CacheMismatchError, CorruptShardErr
 from mapper.arguments import check_int
 from mapper.last_mapper import remember_last_mapper
 from mapper.training import MapperDataModule, MapperModule
-from mapper.training.checkpointing import SafeCheckpointIO, UnsafeCheckpointError, is_remote, load_checkpoint_file
+from mapper.training.checkpointing import (SafeCheckpointIO, UnsafeCheckpointError, check_checkpoint_path,
+                                            load_checkpoint_file)
 from mapper.training.data import DataError
 from mapper.training.metrics import evaluate_mapper, format_report
 from recipes.cli import usage_error
@@ -45,7 +46,7 @@ class TrainMapperCLI(LightningCLI):
 
 
 def check_run_arguments(config) -> None:
-    """The recipe's own arguments, checked before any class is built (ValueError, one line)."""
+    """The recipe's own arguments, checked before any class is built (ValueError / FileNotFoundError, one line)."""
     export_dir = Path(config["export_dir"])
     if export_dir.exists() and not export_dir.is_dir():
         raise ValueError(f"--export_dir {export_dir} is a file; expected a folder for the mapper")
@@ -56,11 +57,7 @@ def check_run_arguments(config) -> None:
     if ckpt_path is not None:
         if config["resume"]:
             raise ValueError("--resume and --ckpt_path both name where to continue from; give one")
-        if is_remote(ckpt_path) and not config["allow_remote_checkpoint"]:
-            raise ValueError(f"--ckpt_path {ckpt_path} is remote; download it yourself, or allow it "
-                             "with --allow_remote_checkpoint true (it is still read weights-only)")
-        if not is_remote(ckpt_path) and not Path(ckpt_path).is_file():
-            raise ValueError(f"--ckpt_path {ckpt_path}: no such file")
+        check_checkpoint_path(ckpt_path, config["allow_remote_checkpoint"], "--ckpt_path")
 
 
 def main(args: list[str] | None = None) -> dict | int:

@@ -29,14 +29,18 @@ def is_remote(path: str | os.PathLike) -> bool:
     return "://" in str(path)
 
 
+def check_checkpoint_path(path: str | os.PathLike, allow_remote: bool = False, name: str = "checkpoint") -> None:
+    """A local file, or a remote one the caller opted into; one line naming ``name`` otherwise."""
+    if is_remote(path) and not allow_remote:
+        raise UnsafeCheckpointError(f"{name} {path} is remote; download it yourself, or allow it with "
+                                    "--allow_remote_checkpoint true (it is still read weights-only)")
+    if not is_remote(path) and not os.path.isfile(path):
+        raise FileNotFoundError(f"{name} {path}: no such file")
+
+
 def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu", allow_remote: bool = False) -> dict:
     """A checkpoint's contents, read weights-only; one-line errors naming the file."""
-    if is_remote(path) and not allow_remote:
-        raise UnsafeCheckpointError(
-            f"checkpoint {path} is remote; download it yourself, or allow it with --allow_remote_checkpoint true"
-        )
-    if not is_remote(path) and not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    check_checkpoint_path(path, allow_remote)
     try:
         # Explicit weights_only=True: torch's environment overrides apply only when it is not passed.
         return lightning_load(path, map_location=map_location, weights_only=True)
