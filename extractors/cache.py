@@ -43,8 +43,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -63,6 +65,7 @@ from extractors.presets import AUDIO_TARGET
 CACHE_FORMAT = 3
 DTYPES = ("float16", "float32")
 LOCK_FILE = "extraction.lock"
+LOCK_GRACE_S = 10.0  # how long a dead holder's exiting workers may keep the lock
 CORRUPT_DIR = "corrupt"
 REPLACED_DIR = "replaced"
 REPAIR_COMMAND = "python -m recipes.extract_features --out {root} --repair"
@@ -180,12 +183,13 @@ class FeatureCache:
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _try_flock(fd):
                 holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "job (pid unknown)"
-                raise CacheBusyError(f"{self.root}: another {holder} holds this cache ({LOCK_FILE}); wait for it "
-                                     f"to end, or use another --out") from None
+                # A holder that has died on this host may leave forked workers (decoders) that still
+                # share the locked file for a moment while the kernel kills them: wait for them.
+                if not (_died_here(holder) and _try_flock(fd, wait_s=LOCK_GRACE_S)):
+                    raise CacheBusyError(f"{self.root}: another {holder} holds this cache ({LOCK_FILE}); wait for "
+                                         f"it to end, or use another --out")
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{job} (pid {os.getpid()} on {socket.gethostname()})\n".encode(), 0)
             try:
@@ -409,6 +413,33 @@ class FeatureCache:
             raise CacheMismatchError(f"{self.root}: cache format {meta.get('format')}, this toolkit reads format "
                                      f"{CACHE_FORMAT}; extract again into another --out")
         return meta
+
+
+def _try_flock(fd: int, wait_s: float = 0.0) -> bool:
+    """Take the exclusive lock on `fd`, polling for up to `wait_s` seconds; False if still held."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _died_here(holder: str) -> bool:
+    """Whether the lock file's `holder` line names a process on this host that no longer runs."""
+    match = re.search(r"\(pid (\d+) on (.+)\)$", holder)
+    if match is None or match.group(2) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _open_shard(path: Path) -> datasets.Dataset:

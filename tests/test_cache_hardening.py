@@ -3,6 +3,7 @@ rows repeated by an older toolkit. Each is refused in one line or repaired, and 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -100,6 +101,37 @@ def test_the_lock_names_its_holder_and_is_free_after_the_job(tmp_path):
                 pass
     with cache.lock("repair"):
         pass
+
+
+def test_a_dead_holders_exiting_workers_are_waited_for_not_reported_as_a_running_job(tmp_path):
+    """kill -9 of an extraction leaves its forked decoding workers holding the lock for a moment."""
+    cache_dir = tmp_path / "cache"
+    ready, tell = os.pipe()
+    holder = os.fork()
+    if holder == 0:  # the killed job: takes the lock, forks a worker that shares it, and dies at once
+        try:
+            with FeatureCache(cache_dir).lock():
+                if os.fork() == 0:  # the worker outlives its parent by one second
+                    time.sleep(1.0)
+                    os._exit(0)
+                os.write(tell, b"held")
+                os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.close(tell)
+    assert os.read(ready, 4) == b"held"
+    os.close(ready)
+    os.waitpid(holder, 0)
+    probe = os.open(cache_dir / "extraction.lock", os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):  # the job is dead, yet its worker still holds the lock
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(probe)
+    started = time.monotonic()
+    with FeatureCache(cache_dir).lock():  # waits for the worker instead of naming a dead job as the holder
+        waited = time.monotonic() - started
+    assert 0.0 < waited < 5.0
 
 
 # ---------------------------------------------------------------------------------------- shards without cache.json
