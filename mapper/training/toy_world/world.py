@@ -150,10 +150,28 @@ def render_clip(spec: dict, sample_rate: int) -> tuple[list[np.ndarray], np.ndar
         img = base.copy()
         cls.draw(img, i / VIDEO_FPS, ev, look)
         frames.append(img)
-    num_samples = round(duration * sample_rate)
+    return frames, render_audio(spec, sample_rate)
+
+
+def render_audio(spec: dict, sample_rate: int) -> np.ndarray:
+    """The whole sound track (S,) float32 of one planned clip, without drawing its video."""
+    cls = BY_LABEL[spec["label"]]
+    ev = Events(np.asarray(spec["events"]["times"]), np.asarray(spec["events"]["lengths"]))
+    num_samples = round(spec["duration"] * sample_rate)
     noise = np.random.default_rng(spec["noise_seed"]).standard_normal(num_samples)
     audio = cls.sound(ev, num_samples, sample_rate) + NOISE_LEVEL * noise
-    return frames, np.clip(audio, -1, 1).astype(np.float32)
+    return np.clip(audio, -1, 1).astype(np.float32)
+
+
+def clip_window_audio(spec: dict, clip: ClipConfig) -> np.ndarray:
+    """(clip.num_samples,) the clip's window [start, start + clip.seconds) of its sound track,
+    zero-padded past the end: what extraction reads from the clip's file (before AAC coding)."""
+    audio = render_audio(spec, clip.sample_rate)
+    first = round(spec["start"] * clip.sample_rate)
+    window = np.zeros(clip.num_samples, np.float32)
+    part = audio[first : first + clip.num_samples]
+    window[: len(part)] = part
+    return window
 
 
 def encode_mp4(path: Path, frames: list[np.ndarray], audio: np.ndarray, sample_rate: int) -> None:
