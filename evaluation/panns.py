@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,8 +67,16 @@ class PannsConfig:
 
 PRESETS: dict[str, PannsConfig] = {
     "tiny": PannsConfig(channels=(4, 8, 8, 16, 16, 32)),  # the real front end, narrow blocks
+    # the real front end, narrow blocks, one output per toy-world class (mapper.training.toy_world.CLASSES
+    # order): a classifier trained on toy-world audio (evaluation/toy_classifier.py); its weights ship in
+    # SHIPPED. Narrow enough that the file (the fixed STFT kernels alone are 1 MB of it) stays small.
+    "toy": PannsConfig(channels=(8, 16, 32, 32, 32, 32), classes_num=5),
     "paper": PannsConfig(),
 }
+
+# presets whose weights ship with the package (made by `python -m recipes.pretrain_toy_classifier`,
+# facts in PROVENANCE.json beside the file)
+SHIPPED: dict[str, Path] = {"toy": Path(__file__).parent / "toy_weights" / "panns_toy.safetensors"}
 
 RELEASED = ReleasedFile(name="Cnn14_16k_mAP=0.438.pth",
                         source="https://zenodo.org/record/3987831 (Cnn14_16k_mAP%3D0.438.pth)",
@@ -127,8 +136,9 @@ class PannsModel(nn.Module):
 
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> PannsModel:
-    """tiny: seeded random weights (the front end is real); paper: the released file, strictly loaded."""
-    return build_embedder("PANNs", PannsModel, PRESETS, load_released, preset, weights_dir, seed)
+    """tiny: seeded random weights (the front end is real); toy: the toy-world classifier shipped with
+    the package (``SHIPPED``), strictly loaded; paper: the released file, strictly loaded."""
+    return build_embedder("PANNs", PannsModel, PRESETS, load_released, preset, weights_dir, seed, shipped=SHIPPED)
 
 
 def load_released(model: PannsModel, weights_dir: str | os.PathLike | None) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluation.audio import AudioReadError, load_audio
-from evaluation.embedders import AUDIO_EMBEDDERS
+from evaluation.embedders import AUDIO_EMBEDDERS, embedder_preset
 from evaluation.embedding_cache import content_hash
 from evaluation.evaluate import METRICS, audio_metrics, embed_audio_files, file_hashes, format_table
 from evaluation.pairing import Pairing, pair_files, sample_name
@@ -26,7 +26,9 @@ class SuiteOptions:
     out: Path
     videos: Path | None = None
     audio_length: float = 8.0
-    preset: str = "paper"  # embedder preset: tiny (random, offline tests) or paper (released weights)
+    # tiny (random, offline tests), toy (PANNs trained on the toy world, the rest tiny) or paper (released
+    # weights); each embedder's own preset: evaluation.embedders.embedder_preset
+    preset: str = "paper"
     metrics: tuple[str, ...] = ALL_METRICS
     name_rule: str = "exact"
     cache: Path | None = None  # embedding cache folder (None: no cache)
@@ -70,17 +72,18 @@ def run_suite(options: SuiteOptions, log=print) -> SuiteResult:
     common = dict(audio_length=options.audio_length, cache_root=options.cache, device=options.device,
                   batch_size=options.batch_size, weights_dir=options.weights_dir)
 
+    presets = embedder_presets(options)
     by_embedder_gen, by_embedder_ref = {}, {}
     for name in sorted({METRICS[m] for m in options.metrics if m in METRICS}):
         embedder = AUDIO_EMBEDDERS[name]
-        by_embedder_gen[name] = embed_audio_files(embedder, options.preset, generated, hashes, **common)
-        by_embedder_ref[name] = embed_audio_files(embedder, options.preset, reference, hashes, **common)
+        by_embedder_gen[name] = embed_audio_files(embedder, presets[name], generated, hashes, **common)
+        by_embedder_ref[name] = embed_audio_files(embedder, presets[name], reference, hashes, **common)
         _account(result, name, by_embedder_gen[name], by_embedder_ref[name], log)
     if not options.embed_only:
         result.metrics.update(audio_metrics(list(options.metrics), pairing, by_embedder_gen, by_embedder_ref))
 
     if options.videos is not None and set(options.metrics) & set(VIDEO_METRICS):
-        _video_metrics(options, result, generated, hashes, common, log)
+        _video_metrics(options, result, generated, hashes, common, presets, log)
     if options.embed_only:
         return result
     if "IB-Score" in result.metrics:
@@ -98,6 +101,18 @@ def toy_world_of(videos: Path | None) -> Path | None:
     return next((folder for folder in (videos, videos.parent) if (folder / "world.json").is_file()), None)
 
 
+def embedder_presets(options: SuiteOptions) -> dict[str, str]:
+    """Each embedder the chosen metrics use -> the preset it runs at (``--preset toy`` mixes them)."""
+    presets = {METRICS[m]: AUDIO_EMBEDDERS[METRICS[m]].module.PRESETS for m in options.metrics if m in METRICS}
+    if options.videos is not None:
+        from evaluation import imagebind, synchformer
+
+        presets.update({name: module.PRESETS for metric, name, module in
+                        (("ib_score", "imagebind", imagebind), ("desync", "synchformer", synchformer))
+                        if metric in options.metrics})
+    return {name: embedder_preset(options.preset, presets[name]) for name in sorted(presets)}
+
+
 def _account(result: SuiteResult, name: str, gen, ref, log) -> None:
     result.embedding[name] = {"embedded": gen.embedded + ref.embedded, "cached": gen.cached + ref.cached}
     for embedded in (gen, ref):
@@ -105,7 +120,8 @@ def _account(result: SuiteResult, name: str, gen, ref, log) -> None:
     log(f"{name}: embedded {gen.embedded + ref.embedded} files, found {gen.cached + ref.cached} in the cache")
 
 
-def _video_metrics(options: SuiteOptions, result: SuiteResult, generated: list[Path], hashes, common, log) -> None:
+def _video_metrics(options: SuiteOptions, result: SuiteResult, generated: list[Path], hashes, common, presets,
+                   log) -> None:
     from evaluation import audio_visual
 
     videos = list_videos(options.videos)
@@ -120,12 +136,13 @@ def _video_metrics(options: SuiteOptions, result: SuiteResult, generated: list[P
     hashes = {**hashes, **{v: content_hash(v) for v in used}}
     audios = [a for a, _ in pairs]
     if "ib_score" in options.metrics:
-        video, audio = audio_visual.imagebind_embeddings(used, audios, hashes, options.preset, **common)
+        video, audio = audio_visual.imagebind_embeddings(used, audios, hashes, presets["imagebind"], **common)
         _account(result, "imagebind", audio, video, log)
         if not options.embed_only and any(a in audio.outputs and v in video.outputs for a, v in pairs):
             result.metrics["IB-Score"] = audio_visual.ib_score(pairs, video, audio)
     if "desync" in options.metrics:
-        video, audio, model = audio_visual.synchformer_features(used, audios, hashes, options.preset, **common)
+        video, audio, model = audio_visual.synchformer_features(used, audios, hashes, presets["synchformer"],
+                                                                **common)
         _account(result, "synchformer", audio, video, log)
         if options.embed_only:
             return
@@ -161,7 +178,8 @@ def write_report(options: SuiteOptions, result: SuiteResult) -> Path:
         "notes": {"IB-Score": "mean cosine (av-benchmark's number); IB-Score-x100 is what papers print",
                   "null": "not computable (FD where av-benchmark returns -1, IS with fewer clips than "
                           "splits); the warning printed says why"},
-        "protocol": {"audio_length": options.audio_length, "preset": options.preset, "name_rule": options.name_rule,
+        "protocol": {"audio_length": options.audio_length, "preset": options.preset,
+                     "embedder_presets": embedder_presets(options), "name_rule": options.name_rule,
                      "metrics": list(options.metrics)},
         "counts": {"generated": len({g for _, g, _ in result.pairing.pairs}) + len(result.pairing.unpaired_generated),
                    "reference": len({r for _, _, r in result.pairing.pairs}) + len(result.pairing.unpaired_reference),

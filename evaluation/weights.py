@@ -74,17 +74,32 @@ def load_strict(model: torch.nn.Module, state: dict, source, what: str) -> None:
     model.load_state_dict(state, strict=True, assign=True)
 
 
-def build_embedder(name: str, model_class, presets: dict, load_released, preset: str, weights_dir, seed: int):
+def build_embedder(name: str, model_class, presets: dict, load_released, preset: str, weights_dir, seed: int,
+                   shipped: dict[str, Path] | None = None):
     """An embedder at ``preset``, in eval mode. ``tiny``: seeded random weights. ``paper``: built on the
     meta device (no random init of weights that are overwritten anyway), then ``load_released`` assigns
-    the released file's tensors; a missing file fails before anything is built."""
+    the released file's tensors; a missing file fails before anything is built. A preset in ``shipped``
+    (preset -> a weights file that ships with the package, e.g. PANNs' ``toy``) is built on the meta
+    device too and assigned that file's tensors, strictly; ``weights_dir`` plays no part."""
     if preset not in presets:
         raise ValueError(f"unknown {name} preset {preset!r}; expected one of {sorted(presets)}")
-    if preset == "paper":
+    shipped = shipped or {}
+    if preset == "paper" or preset in shipped:
         with torch.device("meta"):
             model = model_class(presets[preset])
-        load_released(model, weights_dir)
+        if preset == "paper":
+            load_released(model, weights_dir)
+        else:
+            load_shipped(model, shipped[preset], f"the {name} {preset!r} state dict")
     else:
         torch.manual_seed(seed)
         model = model_class(presets[preset])
     return model.eval()
+
+
+def load_shipped(model: torch.nn.Module, path: str | os.PathLike, what: str) -> None:
+    """A weights file that ships with the package (no checksum to compare: the package is the source),
+    strictly into ``model``; a missing file is one line (a broken installation, nothing to download)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: missing; {what} ships with the package (reinstall it)")
+    load_strict(model, read_state_dict(path), path, what)

@@ -8,6 +8,11 @@ out. Embeddings are cached by file content and embedder (--cache), so a rerun em
 new. With --videos pointing at a toy world (it has world.json), the event-sync error against the
 world's true event times is reported too.
 
+--preset: paper (every embedder at its released weights), tiny (every embedder random: tests), or
+toy (for toy worlds: PANNs is the classifier trained on the toy world that ships with the package,
+so FD-PANN, KL-PANNS and ISC-PANNS measure toy-class content; the other embedders have no toy
+weights and run tiny). Each embedder's preset is written to metrics.json ("embedder_presets").
+
 Writes OUT/metrics.json (av-benchmark's key names; IB-Score also x100, labelled) and OUT/metrics.md,
 and prints the table in the paper's column order. Exit status: 0 all files scored, 1 some were
 skipped (listed), 2 a wrong command line (nothing was embedded).
@@ -23,6 +28,7 @@ from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, check_folder_option
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from evaluation.embedders import SUITE_PRESETS
     from evaluation.pairing import NAME_RULES
     from evaluation.suite import ALL_METRICS
 
@@ -33,8 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="folder for metrics.json and metrics.md")
     parser.add_argument("--audio-length", type=float, default=8.0,
                         help="seconds of each file that are scored (av-benchmark's protocol for VGGSound: 8)")
-    parser.add_argument("--preset", default="paper", choices=("tiny", "paper"),
-                        help="embedders: paper (released weights from --weights-dir / $MFM_WEIGHTS) or tiny (random, tests)")
+    parser.add_argument("--preset", default="paper", choices=SUITE_PRESETS,
+                        help="embedders: paper (released weights from --weights-dir / $MFM_WEIGHTS), tiny (random, "
+                             "tests) or toy (PANNs trained on the toy world, shipped; the others tiny)")
     parser.add_argument("--metrics", default=",".join(ALL_METRICS),
                         help=f"comma-separated, from: {', '.join(ALL_METRICS)}")
     parser.add_argument("--name-rule", default="exact", choices=NAME_RULES,
@@ -88,6 +95,8 @@ def options_from(args: argparse.Namespace):
         raise ValueError(f"--devices {args.devices}: only {torch.cuda.device_count()} CUDA devices here")
     if args.preset == "paper":
         _check_released_files(args.weights_dir, metrics)
+    if args.preset == "toy":
+        _check_shipped_files(metrics)
     return SuiteOptions(
         generated=Path(args.generated), reference=Path(args.reference), out=Path(args.out),
         videos=Path(args.videos) if args.videos else None, audio_length=args.audio_length, preset=args.preset,
@@ -105,6 +114,16 @@ def _check_released_files(weights_dir, metrics) -> None:
     modules = {"panns": panns, "vggish": vggish, "passt": passt, "ib_score": imagebind, "desync": synchformer}
     for name in dict.fromkeys(METRICS.get(m, m) for m in metrics):
         find_released_file(modules[name].RELEASED, weights_dir)
+
+
+def _check_shipped_files(metrics) -> None:
+    """The weights that ship with the package for ``--preset toy`` (PANNs'), present before any work."""
+    from evaluation import panns
+    from evaluation.evaluate import METRICS
+
+    if "panns" in {METRICS.get(m) for m in metrics} and not panns.SHIPPED["toy"].is_file():
+        raise FileNotFoundError(f"--preset toy: {panns.SHIPPED['toy']} is missing (a broken installation; "
+                                f"python -m recipes.pretrain_toy_classifier makes it)")
 
 
 def main(argv=None) -> int:
