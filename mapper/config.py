@@ -125,9 +125,11 @@ class MapperConfig(PretrainedConfig):
         return self.num_frames
 
     @classmethod
-    def from_preset(cls, preset, options: MapperOptions | None = None, **kwargs) -> "MapperConfig":
+    def from_preset(cls, preset, options: MapperOptions | None = None, audioldm2: str | None = None,
+                    **kwargs) -> "MapperConfig":
         """A mapper for the features of an extractor preset (name or ``ExtractorPreset``), with
-        ``options`` and/or single option keywords (``n_layer=2``)."""
+        ``options`` and/or single option keywords (``n_layer=2``); ``audioldm2``: the decoder its tokens
+        are for, when not the preset's."""
         from extractors.presets import get_preset
 
         preset = get_preset(preset) if isinstance(preset, str) else preset
@@ -140,6 +142,6 @@ class MapperConfig(PretrainedConfig):
             audio_token_dim=dims.audio_token_dim,
             extractor_preset=preset.name,
             extractor_fingerprint=preset.fingerprint(),
-            audioldm2=preset.audioldm2,
+            audioldm2=audioldm2 or preset.audioldm2,
             **{**dataclasses.asdict(options or MapperOptions()), **kwargs},  # single options override `options`
         )

@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--video-dir", default=None, help="where a CSV's videos are (default: videos/ beside it)")
     parser.add_argument("--mp4", action="store_true", help="also write the video with the generated audio muxed in")
     parser.add_argument("--mapper", default=None, help="saved mapper or pipeline folder (default: last trained)")
-    parser.add_argument("--audioldm2", default=None, help="override the AudioLDM-2: 'tiny', a local folder or a hub id")
+    parser.add_argument("--audioldm2", default=None, help="override the AudioLDM-2: 'tiny' (random), 'toy' (trained on the toy world), a local folder or a hub id")
     parser.add_argument("--extractors", default=None, help="override the extractor preset")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--preset", default="paper", metavar="{" + ",".join(SAMPLING_PRESETS) + "}",
@@ -126,7 +126,7 @@ def check_model_args(args: argparse.Namespace) -> float:
     model is built); returns the seconds of the clip window the mapper sees (--overlap's bound)."""
     from extractors.presets import PRESETS
     from mapper.config import MapperConfig
-    from mapper.decoders.audioldm2.loading import _looks_like_path  # load_audioldm2's own path-or-hub-id rule
+    from mapper.decoders.audioldm2.loading import check_audioldm2_name
     from mapper.last_mapper import last_mapper
 
     if args.mapper is None:
@@ -154,12 +154,8 @@ def check_model_args(args: argparse.Namespace) -> float:
     if preset not in PRESETS:
         where = "--extractors" if args.extractors else f"--mapper {folder}: its extractor preset"
         raise ValueError(f"{where} must be one of {', '.join(sorted(PRESETS))}, got {preset!r}")
-    if args.audioldm2 not in (None, "tiny"):
-        path = os.path.expanduser(args.audioldm2)
-        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "model_index.json")):
-            raise ValueError(f"--audioldm2 {path}: not a diffusers AudioLDM-2 folder (no model_index.json)")
-        if not os.path.isdir(path) and (os.path.exists(path) or _looks_like_path(args.audioldm2)):
-            raise ValueError(f"--audioldm2 {path}: no such folder; give 'tiny', a diffusers folder or a hub id")
+    if args.audioldm2 is not None:
+        check_audioldm2_name("--audioldm2", args.audioldm2)
     return PRESETS[preset].clip.seconds
 
 

@@ -32,7 +32,12 @@ class TrainMapperCLI(LightningCLI):
         parser.link_arguments("data.preset", "model.preset")
         parser.add_argument("--export_dir", default="runs/mapper", help="where the trained mapper is saved")
         parser.add_argument("--sample_video", default=None, help="video to render a sample from after training")
-        parser.add_argument("--sample_steps", type=int, default=100, help="AudioLDM-2 steps for the sample")
+        parser.add_argument("--sample_steps", type=int, default=100,
+                            help="AudioLDM-2 steps for the sample (and the toy report)")
+        parser.add_argument("--toy_report_clips", type=int, default=0,
+                            help="after training on a toy world: render this many held-out clips four ways "
+                                 "(oracle / video / shuffled video / label only) and report class accuracy, "
+                                 "event-sync error and FD (0: no report)")
         parser.add_argument("--resume", type=bool, default=False, help="continue from the last checkpoint (last.ckpt)")
         parser.add_argument("--ckpt_path", default=None, help="continue from this checkpoint (a local file)")
         parser.add_argument("--allow_remote_checkpoint", type=bool, default=False,
@@ -53,6 +58,7 @@ def check_run_arguments(config) -> None:
     if config["sample_video"] is not None and not Path(config["sample_video"]).is_file():
         raise ValueError(f"--sample_video {config['sample_video']}: no such file")
     check_int("--sample_steps", config["sample_steps"], 1, 1000)
+    check_int("--toy_report_clips", config["toy_report_clips"], 0)
     ckpt_path = config["ckpt_path"]
     if ckpt_path is not None:
         if config["resume"]:
@@ -104,6 +110,9 @@ def main(args: list[str] | None = None) -> dict | int:
     sample = (cli.config["sample_video"], None) if cli.config["sample_video"] else _held_out_toy_clip(data)
     if sample:
         _render_sample(export_dir, *sample, steps=cli.config["sample_steps"])
+    if cli.config["toy_report_clips"] and data.toy_world is not None:
+        metrics["toy_report"] = _toy_report(export_dir, data.toy_world.root, cli.config["toy_report_clips"],
+                                            steps=cli.config["sample_steps"])
     return metrics
 
 
@@ -142,6 +151,17 @@ def _render_sample(mapper_dir: Path, video: str, label: str | None, steps: int) 
     out = mapper_dir / "sample.wav"
     write_wav(out, result.audio, result.sample_rate)
     print(f"sample: {out} ({len(result.audio) / result.sample_rate:.2f} s from {video})")
+
+
+def _toy_report(mapper_dir: Path, world: Path, clips: int, steps: int) -> dict:
+    from evaluation.toy_report import format_toy_report, toy_report
+    from mapper.generation.loading import load_pipeline
+    from mapper.generation.sampling import sampling_config
+
+    report = toy_report(load_pipeline(mapper=mapper_dir), world, limit=clips,
+                        sampling=sampling_config("fast", num_inference_steps=steps))
+    print(format_toy_report(report))
+    return report
 
 
 def console() -> None:

@@ -21,7 +21,7 @@ def trained(toy_world, tmp_path_factory, monkeypatch_module):
         "--data.toy_world.root", str(root), "--data.toy_world.num_clips", "16",
         "--data.cache", str(work / "cache"), "--trainer.max_epochs", "2",
         "--trainer.default_root_dir", str(work), "--trainer.logger.init_args.save_dir", str(work),
-        "--export_dir", str(work / "mapper"), "--sample_steps", "3",
+        "--export_dir", str(work / "mapper"), "--sample_steps", "3", "--toy_report_clips", "2",
     ]  # fmt: skip
     metrics = train_mapper.main(args)
     return work, metrics, list_clips(metadata), home
@@ -35,8 +35,12 @@ def monkeypatch_module():
 
 def test_train_mapper_reports_exports_and_renders_a_sample(trained):
     work, metrics, _, home = trained
+    report = metrics.pop("toy_report")  # rendered with the shipped toy decoder, the toy recipe's default
     assert {"mse", "mse_mean_baseline", "mse_shuffled_baseline"} <= metrics.keys()
     assert all(np.isfinite(v) for v in metrics.values())
+    assert report["clips"] == 2 and {"real", "oracle", "video", "shuffled", "label_only"} <= report.keys()
+    assert all(0.0 <= row["class_accuracy"] <= 1.0 and np.isfinite(row["fd"]) for row in report.values()
+               if isinstance(row, dict))
     assert (work / "mapper" / "config.json").is_file() and (work / "mapper" / "model.safetensors").is_file()
     audio, rate = sf.read(work / "mapper" / "sample.wav")
     assert rate == 16000 and audio.ndim == 1 and len(audio) > 0

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from extractors.presets import AUDIO_TARGET
 from mapper.arguments import check_choice, check_int, check_number
 from mapper.config import MapperConfig, MapperOptions
+from mapper.decoders.audioldm2.loading import check_audioldm2_name
 from mapper.loading import build_mapper
 from mapper.training.language_model import language_model_folder, load_language_model
 
@@ -30,13 +31,17 @@ class MapperModule(L.LightningModule):
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
         init_language_model: str | None = None,
+        audioldm2: str | None = None,
     ):
         """`preset`: the extractor preset of the features (linked to `data.preset`); `mapper`: the
         architecture and ablation switches (`MapperOptions`); `lr_schedule`: "constant" (the paper
         states only AdamW at 1e-3) or "cosine" (decay to 0 over the run); `warmup_steps`: linear
         warm-up; `init_language_model`: AudioLDM-2's GPT-2 to start from (a local `language_model`
-        folder, or the hub id `cvssp/audioldm2` — the only case that goes online)."""
-        config = self.check_arguments(preset, mapper, lr, weight_decay, lr_schedule, warmup_steps, init_language_model)
+        folder, or the hub id `cvssp/audioldm2` — the only case that goes online); `audioldm2`: the
+        AudioLDM-2 the exported mapper renders with ("tiny", "toy", a folder or a hub id; default: the
+        preset's)."""
+        config = self.check_arguments(preset, mapper, lr, weight_decay, lr_schedule, warmup_steps, init_language_model,
+                                      audioldm2)
         super().__init__()
         # Plain data in the checkpoint's hyperparameters, so it loads with weights_only=True.
         self.save_hyperparameters(ignore=["mapper"])
@@ -44,7 +49,8 @@ class MapperModule(L.LightningModule):
         self.mapper = build_mapper(config)
 
     @staticmethod
-    def check_arguments(preset, mapper, lr, weight_decay, lr_schedule, warmup_steps, init_language_model) -> MapperConfig:
+    def check_arguments(preset, mapper, lr, weight_decay, lr_schedule, warmup_steps, init_language_model,
+                        audioldm2=None) -> MapperConfig:
         """`__init__`'s arguments, checked without building anything (the CLI calls it first); the
         mapper's config."""
         check_choice("model.lr_schedule", lr_schedule, LR_SCHEDULES)
@@ -53,8 +59,10 @@ class MapperModule(L.LightningModule):
         check_int("model.warmup_steps", warmup_steps, 0)
         if init_language_model:
             language_model_folder(init_language_model)  # a missing folder fails now, not once training starts
+        if audioldm2 is not None:
+            check_audioldm2_name("model.audioldm2", audioldm2)
         mapper = MapperOptions(**mapper) if isinstance(mapper, dict) else mapper
-        return MapperConfig.from_preset(preset, mapper)
+        return MapperConfig.from_preset(preset, mapper, audioldm2=audioldm2)
 
     def setup(self, stage: str) -> None:
         # Loaded here, not in __init__: every argument (the trainer's too) is checked before any

@@ -1,4 +1,5 @@
-"""Loading AudioLDM-2: "tiny" (random, offline), a local diffusers folder (offline), or a hub id.
+"""Loading AudioLDM-2: "tiny" (random, offline), "toy" (pretrained on the toy world, shipped), a
+local diffusers folder (offline), or a hub id.
 
 Only a hub id may reach the network. Whatever is loaded, the caller must not use the pipeline's own
 prompt path (see :mod:`mapper.decoders.audioldm2`); :mod:`~mapper.decoders.audioldm2.conditions`
@@ -12,6 +13,9 @@ import torch
 from diffusers import AudioLDM2Pipeline
 
 from mapper.decoders.audioldm2.tiny import build_tiny_audioldm2, freeze
+from mapper.decoders.audioldm2.toy import TOY_FOLDER
+
+BUILT_IN = ("tiny", "toy")
 
 
 def _looks_like_path(name: str) -> bool:
@@ -46,17 +50,31 @@ def _from_hub(repo_id: str, dtype: torch.dtype, download: bool) -> AudioLDM2Pipe
         ) from error
 
 
+def check_audioldm2_name(option: str, name: str) -> None:
+    """ValueError of one line naming `option` unless `name` can be loaded: a built-in name, a diffusers
+    folder, or something shaped like a hub id. Reads nothing but the folder listing."""
+    if name in BUILT_IN:
+        return
+    path = os.path.expanduser(name)
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "model_index.json")):
+        raise ValueError(f"{option} {path}: not a diffusers AudioLDM-2 folder (no model_index.json)")
+    if not os.path.isdir(path) and (os.path.exists(path) or _looks_like_path(name)):
+        raise ValueError(f"{option} {path}: no such folder; give {' or '.join(map(repr, BUILT_IN))}, "
+                         "a diffusers folder or a hub id")
+
+
 def load_audioldm2(
     name_or_path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, download: bool = True
 ) -> AudioLDM2Pipeline:
-    """``"tiny"`` -> random tiny pipeline; a local folder -> offline load; else a hub id.
+    """``"tiny"`` -> random tiny pipeline; ``"toy"`` -> the shipped toy pipeline; a local folder -> offline
+    load; else a hub id.
 
     Only a hub id may reach the network, and only with ``download`` (the user named it); without,
     a hub id is read from the local Hugging Face cache or refused. Weights are read as safetensors.
     """
     if name_or_path == "tiny":
         return _placed(build_tiny_audioldm2(), device, dtype)
-    path = os.path.expanduser(name_or_path)
+    path = str(TOY_FOLDER) if name_or_path == "toy" else os.path.expanduser(name_or_path)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "model_index.json")):
             raise FileNotFoundError(f"{path} is not a diffusers AudioLDM-2 folder: model_index.json is missing")

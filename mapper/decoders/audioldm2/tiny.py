@@ -8,6 +8,7 @@ model, in tests and in the offline demo.
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,6 +39,20 @@ from transformers import (
 from mapper.decoders.audioldm2.conditions import AUDIOMAE_TOKENS, T5_MAX_LENGTH
 from mapper.decoders.audioldm2.latents import LatentGeometry
 from mapper.decoders.audioldm2.reference import encode_reference
+
+
+@dataclass(frozen=True)
+class DecoderSize:
+    """Widths of the audio-side components (the text side is the same 2-layer build at every size)."""
+
+    unet_channels: tuple[int, ...] = (16, 32)  # one UNet level each
+    unet_attention_levels: int = 1  # the deepest levels that carry (self + two cross) attention
+    vae_channels: tuple[int, ...] = (8, 16, 16)  # three levels: /4 in time and mel, as AudioLDM-2
+    vocoder_channels: int = 16  # HiFi-GAN's upsample_initial_channel
+    vocoder_kernels: tuple[int, ...] = (3,)  # HiFi-GAN's multi-receptive-field resblock kernels
+
+
+TINY = DecoderSize()  # random weights, for tests: cheapest that runs every code path
 
 
 # Words the tiny T5 tokenizer keeps whole, so typical labels are a few tokens, like with Flan-T5.
@@ -129,32 +144,35 @@ def _tiny_gpt2(width: int) -> GPT2Model:
     return model
 
 
-def _tiny_unet(gpt2_width: int, t5_width: int) -> AudioLDM2UNet2DConditionModel:
+def _tiny_unet(gpt2_width: int, t5_width: int, channels: tuple[int, ...],
+               attention_levels: int) -> AudioLDM2UNet2DConditionModel:
     """UNet whose attention blocks carry [self-attn, GPT-2 cross-attn, T5 cross-attn].
 
-    Attention sits only at the downsampled level, so a 10 s latent (250 x 16) stays cheap.
+    Attention sits only at the `attention_levels` deepest levels, so a 10 s latent (256 x 16) stays cheap.
     """
     streams = [None, gpt2_width, t5_width]  # None = the extra self-attention layer
+    levels = len(channels)
+    plain = levels - attention_levels
     return AudioLDM2UNet2DConditionModel(
         sample_size=256,  # x 4 (VAE) x 10 ms: default length 10.24 s, as AudioLDM-2
         in_channels=8,
         out_channels=8,
-        block_out_channels=(16, 32),
+        block_out_channels=channels,
         layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=(streams, streams),
-        attention_head_dim=4,
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
+        up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
+        cross_attention_dim=(streams,) * levels,
+        attention_head_dim=4 if channels[-1] <= 32 else 8,
         norm_num_groups=8,
     )
 
 
-def _tiny_vae() -> AutoencoderKL:
+def _tiny_vae(channels: tuple[int, ...]) -> AutoencoderKL:
     """Mel VAE with AudioLDM-2's geometry: 1 channel in, 8 latent channels, /4 in time and mel."""
     return AutoencoderKL(
         in_channels=1,
         out_channels=1,
-        block_out_channels=(8, 16, 16),
+        block_out_channels=channels,
         down_block_types=("DownEncoderBlock2D",) * 3,
         up_block_types=("UpDecoderBlock2D",) * 3,
         layers_per_block=1,
@@ -163,16 +181,16 @@ def _tiny_vae() -> AutoencoderKL:
     )
 
 
-def _tiny_vocoder() -> SpeechT5HifiGan:
+def _tiny_vocoder(channels: int, kernels: tuple[int, ...]) -> SpeechT5HifiGan:
     """HiFi-GAN from 64 mel bins to 16 kHz with a 160-sample hop: one mel frame is 10 ms."""
     config = SpeechT5HifiGanConfig(
         model_in_dim=64,
         sampling_rate=16000,
-        upsample_initial_channel=16,
+        upsample_initial_channel=channels,
         upsample_rates=[8, 5, 4],  # product 160
         upsample_kernel_sizes=[16, 10, 8],
-        resblock_kernel_sizes=[3],
-        resblock_dilation_sizes=[[1, 3]],
+        resblock_kernel_sizes=list(kernels),
+        resblock_dilation_sizes=[[1, 3]] * len(kernels),
         normalize_before=False,
     )
     return _variance_preserving(SpeechT5HifiGan(config))
@@ -210,18 +228,21 @@ def audioldm2_scheduler() -> DDIMScheduler:
     )
 
 
-def build_tiny_audioldm2(gpt2_width: int = 32, t5_width: int = 32, seed: int = 0) -> AudioLDM2Pipeline:
+def build_tiny_audioldm2(
+    gpt2_width: int = 32, t5_width: int = 32, seed: int = 0, size: DecoderSize = TINY
+) -> AudioLDM2Pipeline:
     """A complete AudioLDM2Pipeline with random tiny weights, built without network or files.
 
     Same component classes as ``cvssp/audioldm2`` so every code path (both UNet condition
     streams, save/load, the negative-prompt GPT-2 loop) runs as with the real model. The seed
     makes the weights identical across processes; the caller's global RNG state is restored.
+    ``size``: the audio-side widths (the toy decoder is this build at a larger size, then trained).
     """
     tokenizer, tokenizer_2 = _tiny_roberta_tokenizer(), _tiny_t5_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         pipe = AudioLDM2Pipeline(
-            vae=_tiny_vae(),
+            vae=_tiny_vae(size.vae_channels),
             text_encoder=_tiny_clap(len(tokenizer)),
             text_encoder_2=_tiny_t5(len(tokenizer_2), t5_width),
             projection_model=AudioLDM2ProjectionModel(
@@ -231,9 +252,9 @@ def build_tiny_audioldm2(gpt2_width: int = 32, t5_width: int = 32, seed: int = 0
             tokenizer=tokenizer,
             tokenizer_2=tokenizer_2,
             feature_extractor=ClapFeatureExtractor(),
-            unet=_tiny_unet(gpt2_width, t5_width),
+            unet=_tiny_unet(gpt2_width, t5_width, size.unet_channels, size.unet_attention_levels),
             scheduler=audioldm2_scheduler(),
-            vocoder=_tiny_vocoder(),
+            vocoder=_tiny_vocoder(size.vocoder_channels, size.vocoder_kernels),
         )
     pipe = freeze(pipe)
     _scale_by_std(pipe)

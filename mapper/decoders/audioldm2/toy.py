@@ -1,0 +1,44 @@
+"""The `toy` AudioLDM-2: the tiny build's components at a larger size, pretrained on toy-world audio.
+
+``recipes.pretrain_toy_decoder`` trains it (VAE, vocoder, then the UNet on tiny-AudioMAE tokens of the
+same audio and the label) and writes it in diffusers' layout to :data:`TOY_FOLDER`, shipped with the
+package with ``provenance.json`` (the command, seed and checksums that made it).
+``load_audioldm2("toy")`` reads it offline.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from mapper.decoders.audioldm2.tiny import DecoderSize
+
+TOY_FOLDER = Path(__file__).parent / "toy_weights"
+PROVENANCE = "provenance.json"
+TOY = DecoderSize(
+    unet_channels=(16, 32, 64, 64),  # four levels: the deepest sees most of the 10 s, so it can place events
+    unet_attention_levels=1,  # attention (self + both streams) at 1/8 time resolution only: CPU cost
+    vae_channels=(16, 32, 64),
+    vocoder_channels=64,
+    vocoder_kernels=(3, 7),
+)
+TOY_WORLD_SEED = 1  # the decoder's own toy world: the mapper's (seed 0) clips are all unseen by it
+
+
+def weight_files(folder: Path = TOY_FOLDER) -> list[Path]:
+    """The folder's safetensors files, in a fixed order (what the checksums cover)."""
+    return sorted(folder.rglob("*.safetensors"))
+
+
+def checksums(folder: Path = TOY_FOLDER) -> dict[str, str]:
+    """{relative path: sha256} of every weight file in `folder`."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in weight_files(folder)}
+
+
+def read_provenance(folder: Path = TOY_FOLDER) -> dict:
+    path = folder / PROVENANCE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; the toy AudioLDM-2 is not installed "
+                                "(python -m recipes.pretrain_toy_decoder makes it)")
+    return json.loads(path.read_text())

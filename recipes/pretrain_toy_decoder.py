@@ -1,0 +1,119 @@
+"""`python -m recipes.pretrain_toy_decoder [--out FOLDER] [--seed 1] [--clips N] [--*-steps N]`:
+pretrain the `toy` AudioLDM-2 on toy-world audio (VAE, vocoder, then the UNet; see
+``mapper.decoders.audioldm2.pretraining``) and write it in diffusers' layout with ``provenance.json``.
+
+The default ``--out`` is the folder shipped with the package (``load_audioldm2("toy")`` reads it).
+Deterministic for a seed and thread count on one machine: every random draw comes from seeded generators.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mapper.decoders.audioldm2.toy import PROVENANCE, TOY, TOY_FOLDER, TOY_WORLD_SEED, checksums
+from recipes.cli import OneLineArgumentParser, check_folder_option, int_in_range, usage_error
+
+LATENT_FRAMES = 256  # AudioLDM-2's native window: 10.24 s
+
+
+def parse_args(argv):
+    parser = OneLineArgumentParser(prog="python -m recipes.pretrain_toy_decoder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=TOY_FOLDER, help="the diffusers folder to write (replaced)")
+    parser.add_argument("--seed", type=int_in_range(0), default=TOY_WORLD_SEED,
+                        help="seed of the decoder's toy world and of training (the mapper's world is seed 0)")
+    parser.add_argument("--clips", type=int_in_range(8, 20_000), default=600, help="clips in the decoder's world")
+    parser.add_argument("--vae-steps", type=int_in_range(1), default=600)
+    parser.add_argument("--vocoder-steps", type=int_in_range(1), default=3000)
+    parser.add_argument("--unet-steps", type=int_in_range(1), default=4000)
+    parser.add_argument("--batch", type=int_in_range(1, 256), default=8, help="clips per UNet step")
+    parser.add_argument("--threads", type=int_in_range(1, 256), default=2, help="torch CPU threads")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        check_folder_option("--out", args.out)
+    except ValueError as error:
+        return usage_error(error)
+    from mapper.decoders.audioldm2 import build_tiny_audioldm2
+    from mapper.decoders.audioldm2.mel import MelConfig
+    from mapper.decoders.audioldm2.pretraining.corpus import build_corpus
+    from mapper.decoders.audioldm2.pretraining.unet import train_unet
+    from mapper.decoders.audioldm2.pretraining.vae import encode_all, set_latent_scale, train_vae
+    from mapper.decoders.audioldm2.pretraining.vocoder import train_vocoder
+    from mapper.decoders.audioldm2.tiny import freeze
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    started, timings = time.perf_counter(), {}
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.perf_counter() - started - sum(timings.values()), 1)
+
+    pipe = build_tiny_audioldm2(seed=args.seed, size=TOY)
+    mel_config = MelConfig.for_vocoder(pipe.vocoder.config)
+    corpus = build_corpus(args.clips, args.seed, mel_config, LATENT_FRAMES * 4)
+    train = [i for i, split in enumerate(corpus.splits) if split != "test"]  # test clips: held out
+    print(f"corpus: {len(corpus.ids)} clips of toy world seed {args.seed} ({len(train)} for training)")
+    lap("corpus")
+    mels, waves = corpus.mels[train], corpus.waveforms[train]
+    train_vae(pipe.vae, mels, args.vae_steps, batch=16, crop_frames=128, lr=1e-3, generator=generator)
+    scale = set_latent_scale(pipe.vae, mels)
+    print(f"vae: latent scaling factor {scale:.4f}")
+    lap("vae")
+    train_vocoder(pipe.vocoder, mels, waves, args.vocoder_steps, batch=16, crop_frames=32, lr=1e-3,
+                  generator=generator)
+    lap("vocoder")
+    latents = encode_all(pipe.vae, mels)  # (N, 8, 256, 16)
+    labels = [corpus.labels[i] for i in train]
+    train_unet(pipe, latents, corpus.tokens[train], labels, args.unet_steps, args.batch, lr=1e-3,
+               generator=generator)
+    lap("unet")
+    freeze(pipe)
+    _save(pipe, args, timings, len(train))
+    print(f"toy AudioLDM-2 written to {args.out} ({sum(timings.values()):.0f} s: "
+          + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ")")
+    return 0
+
+
+def _save(pipe, args, timings: dict, train_clips: int) -> None:
+    """save_pretrained into a temporary sibling folder, then swap it in: `--out` is never half written."""
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        pipe.save_pretrained(staging, safe_serialization=True)
+        provenance = {
+            "command": "python -m recipes.pretrain_toy_decoder " + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+            "seed": args.seed, "clips": args.clips, "train_clips": train_clips,
+            "steps": {"vae": args.vae_steps, "vocoder": args.vocoder_steps, "unet": args.unet_steps},
+            "seconds": timings, "torch": torch.__version__, "threads": args.threads,
+            "sha256": checksums(staging),
+        }
+        (staging / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n")
+        old = out.with_name(f".{out.name}.old")
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def console() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
