@@ -368,16 +368,20 @@ def bench_longform(args, workdir: Path) -> None:
 
 
 def bench_seams(args, workdir: Path) -> None:
-    """Seam scores of both join modes on one long toy video (tiny preset, same seed)."""
+    """Seam scores of both join modes on one long toy video (tiny extractors and mapper, the `toy`
+    AudioLDM-2 pretrained on toy-world audio, same seed)."""
     from mapper.config import MapperConfig
     from mapper.loading import build_mapper
     from mapper.generation.loading import load_pipeline
     from mapper.generation.sampling import sampling_config
     from mapper.generation.seams import seam_score
 
-    print(f"\n== 2b. seams, tiny preset, {args.seam_seconds} s toy video, fast preset at {args.longform_steps} steps ==")
-    build_mapper(MapperConfig.from_preset("tiny", n_layer=2, n_head=2)).save_pretrained(workdir / "seam_mapper")
-    pipe = load_pipeline(mapper=workdir / "seam_mapper")
+    print(f"\n== 2b. seams, tiny preset + toy AudioLDM-2, {args.seam_seconds} s toy video, fast preset at "
+          f"{args.longform_steps} steps ==")
+    mapper_dir = Path(args.seam_mapper) if args.seam_mapper else workdir / "seam_mapper"
+    if not args.seam_mapper:  # untrained: its tokens are not the toy world's, the joins are still joins
+        build_mapper(MapperConfig.from_preset("tiny", n_layer=2, n_head=2)).save_pretrained(mapper_dir)
+    pipe = load_pipeline(mapper=mapper_dir, audioldm2="toy")
     video = write_video(workdir / "seams.mp4", args.seam_seconds)
     sampling = sampling_config("fast", num_inference_steps=args.longform_steps)
     for mode in ("inpaint", "crossfade"):
@@ -434,6 +438,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--longform-steps", type=int, default=10)
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 60, 300], help="long-form video lengths (s)")
     parser.add_argument("--seam-seconds", type=int, default=60, help="toy video length for the seam scores")
+    parser.add_argument("--seam-mapper", default=None, help="a trained tiny mapper for the seam scores (default: untrained)")
     parser.add_argument("--sections", nargs="+", default=["decoder", "longform", "seams", "mapper"],
                         choices=("decoder", "longform", "seams", "mapper"))  # fmt: skip
     parser.add_argument("--longform-child", nargs=3, metavar=("VIDEO", "STEPS", "OUT"), help=argparse.SUPPRESS)

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = set_latent_scale(pipe.vae, mels)
     print(f"vae: latent scaling factor {scale:.4f}")
     lap("vae")
-    train_vocoder(pipe.vocoder, mels, waves, args.vocoder_steps, batch=16, crop_frames=32, lr=1e-3,
+    train_vocoder(pipe.vocoder, mels, waves, args.vocoder_steps, batch=16, crop_frames=48, lr=1e-3,
                   generator=generator)
     lap("vocoder")
     latents = encode_all(pipe.vae, mels)  # (N, 8, 256, 16)
@@ -91,6 +91,7 @@ def _save(pipe, args, timings: dict, train_clips: int) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it private; the package folder is readable by all
         pipe.save_pretrained(staging, safe_serialization=True)
         provenance = {
             "command": "python -m recipes.pretrain_toy_decoder " + " ".join(

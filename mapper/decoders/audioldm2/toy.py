@@ -16,8 +16,12 @@ from mapper.decoders.audioldm2.tiny import DecoderSize
 TOY_FOLDER = Path(__file__).parent / "toy_weights"
 PROVENANCE = "provenance.json"
 TOY = DecoderSize(
-    unet_channels=(16, 32, 64, 64),  # four levels: the deepest sees most of the 10 s, so it can place events
-    unet_attention_levels=1,  # attention (self + both streams) at 1/8 time resolution only: CPU cost
+    # Five levels, down to 16 x 1 latent positions: cross-attention carries no position, so the UNet must
+    # know where in the 10 s a latent position is to pick the AudioMAE token of that time, and a conv
+    # stack learns absolute position from its zero padding only where its receptive field spans the
+    # whole window. (Four levels, 32 x 2 at the bottom, learned no timing from the tokens.)
+    unet_channels=(16, 32, 32, 48, 64),
+    unet_attention_levels=2,  # attention (self + both streams) at 1/8 and 1/16 time resolution: CPU cost
     vae_channels=(16, 32, 64),
     vocoder_channels=64,
     vocoder_kernels=(3, 7),

@@ -13,7 +13,8 @@ from transformers import SpeechT5HifiGan
 from mapper.decoders.audioldm2.mel import MelConfig, log_mel
 from mapper.decoders.audioldm2.pretraining.training_loop import random_crops, train_steps
 
-STFT_RESOLUTIONS = ((512, 128), (1024, 256), (256, 64))  # (n_fft, hop), window = n_fft
+# (n_fft, hop), window = n_fft; the 2048-point one resolves the toy world's steady tones (lamp, bell)
+STFT_RESOLUTIONS = ((2048, 512), (1024, 256), (512, 128), (256, 64))
 MEL_LOSS_WEIGHT = 1.0
 
 
