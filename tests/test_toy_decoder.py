@@ -81,3 +81,29 @@ def test_the_sound_it_renders_is_the_labelled_class(toy, held_out):
     followed = np.mean([h == label for h, label in zip(heard + heard_other, labels + other)])
     assert followed >= 0.45, (heard, heard_other)
     assert np.mean([h == label for h, label in zip(heard_other, labels)]) <= 0.25  # not the clip's own class
+
+
+
+def _one_error_line(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, option", [(["--clips", "3"], "--clips"), (["--unet-steps", "0"], "--unet-steps")])
+def test_the_recipe_refuses_a_bad_number_in_one_line(argv, option, capsys):
+    from recipes import pretrain_toy_decoder
+
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain_toy_decoder.main(argv)
+    assert exit_info.value.code == 2 and option in _one_error_line(capsys)
+
+
+def test_the_recipe_refuses_an_out_that_is_a_file_before_any_work(tmp_path, capsys, monkeypatch):
+    from recipes import pretrain_toy_decoder
+
+    monkeypatch.setattr("mapper.decoders.audioldm2.pretraining.corpus.build_corpus",
+                        lambda *a, **k: pytest.fail("work started"))
+    (tmp_path / "file").write_text("not a folder")
+    assert pretrain_toy_decoder.main(["--out", str(tmp_path / "file")]) == 2
+    assert "--out" in _one_error_line(capsys)
