@@ -21,7 +21,6 @@ written by ``save_classifier``, atomically.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from evaluation import panns
+from evaluation.embedding_cache import content_hash
 from evaluation.panns import PRESETS, PannsModel
 from extractors.atomic import atomic_path, atomic_write_text
 from extractors.clip import ClipConfig
@@ -251,14 +251,10 @@ def save_classifier(trained: TrainedClassifier, out_dir: str | Path, command: st
         "training_seconds": round(trained.seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "sha256": file_sha256(weights),
+        "sha256": content_hash(weights),
     }
     atomic_write_text(provenance, json.dumps(facts, indent=2) + "\n")
     return weights, provenance
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from mapper.decoders.audioldm2.mel import MelConfig
     from mapper.decoders.audioldm2.pretraining.corpus import build_corpus
     from mapper.decoders.audioldm2.pretraining.unet import train_unet
-    from mapper.decoders.audioldm2.pretraining.vae import encode_all, set_latent_scale, train_vae
+    from mapper.decoders.audioldm2.pretraining.vae import scaled_latents, train_vae
     from mapper.decoders.audioldm2.pretraining.vocoder import train_vocoder
     from mapper.decoders.audioldm2.tiny import freeze
 
@@ -67,13 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     lap("corpus")
     mels, waves = corpus.mels[train], corpus.waveforms[train]
     train_vae(pipe.vae, mels, args.vae_steps, batch=16, crop_frames=128, lr=1e-3, generator=generator)
-    scale = set_latent_scale(pipe.vae, mels)
-    print(f"vae: latent scaling factor {scale:.4f}")
+    latents = scaled_latents(pipe.vae, mels)  # (N, 8, 256, 16): encoded once, for the scale and the UNet
+    print(f"vae: latent scaling factor {pipe.vae.config.scaling_factor:.4f}")
     lap("vae")
     train_vocoder(pipe.vocoder, mels, waves, args.vocoder_steps, batch=16, crop_frames=48, lr=1e-3,
                   generator=generator)
     lap("vocoder")
-    latents = encode_all(pipe.vae, mels)  # (N, 8, 256, 16)
     labels = [corpus.labels[i] for i in train]
     train_unet(pipe, latents, corpus.tokens[train], labels, args.unet_steps, args.batch, lr=1e-3,
                generator=generator)

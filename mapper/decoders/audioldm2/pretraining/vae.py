@@ -29,16 +29,9 @@ def train_vae(vae: AutoencoderKL, mels: torch.Tensor, steps: int, batch: int, cr
 
 
 @torch.no_grad()
-def set_latent_scale(vae: AutoencoderKL, mels: torch.Tensor, batch: int = 16) -> float:
-    """AudioLDM-2's scale_by_std on the training mels: scaling_factor = 1 / std(latent means)."""
+def scaled_latents(vae: AutoencoderKL, mels: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    """(N, T, M) mels -> (N, C, T/4, M/4) latents (posterior modes), the UNet's data, after setting the VAE's
+    scaling factor from them as AudioLDM-2's scale_by_std does: 1 / std of the training latents."""
     latents = torch.cat([vae.encode(mels[i:i + batch, None]).latent_dist.mode() for i in range(0, len(mels), batch)])
-    scale = 1.0 / latents.std().item()
-    vae.register_to_config(scaling_factor=scale)
-    return scale
-
-
-@torch.no_grad()
-def encode_all(vae: AutoencoderKL, mels: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """(N, T, M) mels -> (N, C, T/4, M/4) scaled latents (posterior modes): the UNet's data."""
-    return torch.cat([vae.encode(mels[i:i + batch, None]).latent_dist.mode() for i in range(0, len(mels), batch)]) \
-        * vae.config.scaling_factor
+    vae.register_to_config(scaling_factor=1.0 / latents.std().item())
+    return latents * vae.config.scaling_factor
