@@ -6,6 +6,10 @@ error), right distribution (FD), for audio generated four ways from the same cli
     shuffled    the mapper's tokens from another held-out clip's video, with this clip's label
     label_only  zero tokens (AudioLDM-2's unconditional GPT-2 stream), this clip's label
 
+Two rows score no generation: "real" is the clips' true audio, "vocoder" the true audio's log-mel (as
+AudioLDM-2 prepares audio for its VAE) turned back into sound by the decoder's vocoder alone: the
+ceiling of everything the UNet and VAE could do.
+
 Class accuracy: the toy classifier (``evaluation.toy_classifier``, the `toy` PANNs preset) on the
 first ``SCORED_SECONDS`` of each generation, against the clip's label. Event-sync error: mean |lag|
 of the generated onsets against the clip's true events (``evaluation.toy_sync``). FD: Fréchet distance
@@ -29,6 +33,8 @@ from evaluation.toy_sync import sync_offset
 from extractors.frozen import FrozenExtractors
 from extractors.video import read_clip
 from mapper.decoders.audioldm2 import denoise
+from mapper.decoders.audioldm2.mel import MelConfig, log_mel
+from mapper.decoders.audioldm2.reference import normalize_reference
 from mapper.generation.sampling import SamplingConfig, make_scheduler, sampling_config
 
 CONDITIONS = ("oracle", "video", "shuffled", "label_only")
@@ -82,6 +88,18 @@ def render_tokens(pipeline, tokens: torch.Tensor, labels: list[str], sampling: S
     return pipeline.decode_latents(latents)[:, : pipeline.clip.num_samples]
 
 
+@torch.inference_mode()
+def vocode_true_audio(pipeline, clips: HeldOutClips) -> np.ndarray:
+    """(B, clip samples): each clip's normalised true audio -> log-mel -> the decoder's vocoder."""
+    mel_config = MelConfig.for_vocoder(pipeline.vocoder.config)
+    out = np.zeros_like(clips.audio, dtype=np.float32)
+    for i, audio in enumerate(clips.audio):
+        mel = log_mel(normalize_reference(audio), mel_config)[None]  # (1, frames, mels)
+        waveform = pipeline.vocoder(mel.to(pipeline.vocoder.device, pipeline.vocoder.dtype))[0].float().cpu().numpy()
+        out[i, : min(len(waveform), out.shape[1])] = waveform[: out.shape[1]]
+    return out
+
+
 def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier) -> dict:
     """Class accuracy, event-sync error and FD of generations (B, S) against the clips."""
     scored = round(SCORED_SECONDS * sample_rate)
@@ -98,14 +116,14 @@ def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier) 
 
 def toy_report(pipeline, world_dir: str | Path, *, limit: int | None = None, sampling: SamplingConfig | None = None,
                seed: int = 0, batch: int = 8) -> dict:
-    """{condition: {class_accuracy, event_sync_error_s, fd}, "clips": n, "real": {...}} on held-out toy clips.
-
-    "real" scores the clips' true audio the same way (class accuracy and sync of the world itself)."""
+    """{condition: {class_accuracy, event_sync_error_s, fd}, "clips": n, "real": {...}, "vocoder": {...}} on
+    held-out toy clips ("real": the true audio; "vocoder": the true audio through the vocoder alone)."""
     sampling = sampling or sampling_config("fast")
     clips = held_out_clips(world_dir, pipeline.clip, limit=limit)
     classifier = load_toy_classifier()
     tokens = condition_tokens(pipeline, clips)
-    report = {"clips": len(clips.ids), "real": score(clips.audio, clips, pipeline.sample_rate, classifier)}
+    report = {"clips": len(clips.ids), "real": score(clips.audio, clips, pipeline.sample_rate, classifier),
+              "vocoder": score(vocode_true_audio(pipeline, clips), clips, pipeline.sample_rate, classifier)}
     for name in CONDITIONS:
         audio = np.concatenate([
             render_tokens(pipeline, tokens[name][i:i + batch], clips.labels[i:i + batch], sampling, seed + i)
@@ -118,7 +136,7 @@ def format_toy_report(report: dict) -> str:
     """The report as a small table, one row per condition."""
     lines = [f"held-out toy clips: {report['clips']}",
              f"{'audio':<12} {'class acc':>9} {'sync err (s)':>12} {'FD':>9}"]
-    for name in ("real", *CONDITIONS):
+    for name in ("real", "vocoder", *CONDITIONS):
         row = report[name]
         lines.append(f"{name:<12} {row['class_accuracy']:>9.2f} {row['event_sync_error_s']:>12.3f} {row['fd']:>9.2f}")
     return "\n".join(lines)

@@ -1,12 +1,17 @@
-"""`python -m recipes.pretrain_toy_decoder [--out FOLDER] [--seed 1] [--clips N] [--*-steps N]`:
-pretrain the `toy` AudioLDM-2 on toy-world audio (VAE, vocoder, then the UNet; see
-``mapper.decoders.audioldm2.pretraining``) and write it in diffusers' layout with ``provenance.json``.
+"""`python -m recipes.pretrain_toy_decoder [--out FOLDER] [--seed 1] [--clips N] [--*-steps N]
+[--base FOLDER --stages vae,vocoder,unet]`: pretrain the `toy` AudioLDM-2 on toy-world audio (VAE,
+vocoder, then the UNet; see ``mapper.decoders.audioldm2.pretraining``) and write it in diffusers' layout
+with ``provenance.json``.
 
 The default ``--out`` is the folder shipped with the package (``load_audioldm2("toy")`` reads it).
+``--base`` starts from a decoder already made (``toy`` or a folder) and retrains only ``--stages``; the
+stages are independent given the VAE (the vocoder learns true mels, the UNet the VAE's latents), and
+``provenance.json`` keeps the base's record under ``"base"``.
 Deterministic for a seed and thread count on one machine: every random draw comes from seeded generators.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -17,10 +22,19 @@ from pathlib import Path
 
 import torch
 
-from mapper.decoders.audioldm2.toy import PROVENANCE, TOY, TOY_FOLDER, TOY_WORLD_SEED, checksums
+from mapper.decoders.audioldm2.toy import PROVENANCE, TOY, TOY_FOLDER, TOY_WORLD_SEED, checksums, read_provenance
 from recipes.cli import OneLineArgumentParser, check_folder_option, int_in_range, usage_error
 
 LATENT_FRAMES = 256  # AudioLDM-2's native window: 10.24 s
+STAGES = ("vae", "vocoder", "unet")
+
+
+def stage_list(text: str) -> tuple[str, ...]:
+    stages = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown or not stages:
+        raise argparse.ArgumentTypeError(f"{text!r}: give some of {','.join(STAGES)}")
+    return stages
 
 
 def parse_args(argv):
@@ -34,7 +48,15 @@ def parse_args(argv):
     parser.add_argument("--unet-steps", type=int_in_range(1), default=4000)
     parser.add_argument("--batch", type=int_in_range(1, 256), default=8, help="clips per UNet step")
     parser.add_argument("--threads", type=int_in_range(1, 256), default=2, help="torch CPU threads")
-    return parser.parse_args(argv)
+    parser.add_argument("--base", default=None, help="start from this decoder ('toy' or a diffusers folder) "
+                        "instead of a fresh build; needs --stages")
+    parser.add_argument("--stages", type=stage_list, default=STAGES, help="stages to train (default: all)")
+    args = parser.parse_args(argv)
+    if args.stages != STAGES and args.base is None:
+        parser.error("--stages: training only some stages needs --base (the decoder whose other stages are kept)")
+    if args.base is not None and args.base != "toy" and not (Path(args.base) / PROVENANCE).is_file():
+        parser.error(f"--base {args.base}: not a toy decoder folder (no {PROVENANCE})")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         check_folder_option("--out", args.out)
     except ValueError as error:
         return usage_error(error)
-    from mapper.decoders.audioldm2 import build_tiny_audioldm2
+    from mapper.decoders.audioldm2 import build_tiny_audioldm2, load_audioldm2
     from mapper.decoders.audioldm2.mel import MelConfig
     from mapper.decoders.audioldm2.pretraining.corpus import build_corpus
     from mapper.decoders.audioldm2.pretraining.unet import train_unet
-    from mapper.decoders.audioldm2.pretraining.vae import scaled_latents, train_vae
+    from mapper.decoders.audioldm2.pretraining.vae import encode_latents, scaled_latents, train_vae
     from mapper.decoders.audioldm2.pretraining.vocoder import train_vocoder
     from mapper.decoders.audioldm2.tiny import freeze
 
@@ -59,32 +81,41 @@ def main(argv: list[str] | None = None) -> int:
     def lap(name: str) -> None:
         timings[name] = round(time.perf_counter() - started - sum(timings.values()), 1)
 
-    pipe = build_tiny_audioldm2(seed=args.seed, size=TOY)
+    if args.base is None:
+        pipe, base = build_tiny_audioldm2(seed=args.seed, size=TOY), None
+    else:
+        base_folder = TOY_FOLDER if args.base == "toy" else Path(args.base)
+        pipe, base = load_audioldm2(str(base_folder)), read_provenance(base_folder)
     mel_config = MelConfig.for_vocoder(pipe.vocoder.config)
     corpus = build_corpus(args.clips, args.seed, mel_config, LATENT_FRAMES * 4)
     train = [i for i, split in enumerate(corpus.splits) if split != "test"]  # test clips: held out
     print(f"corpus: {len(corpus.ids)} clips of toy world seed {args.seed} ({len(train)} for training)")
     lap("corpus")
     mels, waves = corpus.mels[train], corpus.waveforms[train]
-    train_vae(pipe.vae, mels, args.vae_steps, batch=16, crop_frames=128, lr=1e-3, generator=generator)
-    latents = scaled_latents(pipe.vae, mels)  # (N, 8, 256, 16): encoded once, for the scale and the UNet
-    print(f"vae: latent scaling factor {pipe.vae.config.scaling_factor:.4f}")
-    lap("vae")
-    train_vocoder(pipe.vocoder, mels, waves, args.vocoder_steps, batch=16, crop_frames=48, lr=1e-3,
-                  generator=generator)
-    lap("vocoder")
-    labels = [corpus.labels[i] for i in train]
-    train_unet(pipe, latents, corpus.tokens[train], labels, args.unet_steps, args.batch, lr=1e-3,
-               generator=generator)
-    lap("unet")
+    if "vae" in args.stages:
+        train_vae(pipe.vae, mels, args.vae_steps, batch=16, crop_frames=128, lr=1e-3, generator=generator)
+        latents = scaled_latents(pipe.vae, mels)  # (N, 8, 256, 16): encoded once, for the scale and the UNet
+        print(f"vae: latent scaling factor {pipe.vae.config.scaling_factor:.4f}")
+        lap("vae")
+    elif "unet" in args.stages:
+        latents = encode_latents(pipe.vae, mels)  # the base VAE's, at its own scale
+    if "vocoder" in args.stages:
+        train_vocoder(pipe.vocoder, mels, waves, args.vocoder_steps, batch=16, crop_frames=48, lr=1e-3,
+                      generator=generator)
+        lap("vocoder")
+    if "unet" in args.stages:
+        labels = [corpus.labels[i] for i in train]
+        train_unet(pipe, latents, corpus.tokens[train], labels, args.unet_steps, args.batch, lr=1e-3,
+                   generator=generator)
+        lap("unet")
     freeze(pipe)
-    _save(pipe, args, timings, len(train))
+    _save(pipe, args, timings, len(train), base)
     print(f"toy AudioLDM-2 written to {args.out} ({sum(timings.values()):.0f} s: "
           + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + ")")
     return 0
 
 
-def _save(pipe, args, timings: dict, train_clips: int) -> None:
+def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> None:
     """save_pretrained into a temporary sibling folder, then swap it in: `--out` is never half written."""
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -94,12 +125,15 @@ def _save(pipe, args, timings: dict, train_clips: int) -> None:
         pipe.save_pretrained(staging, safe_serialization=True)
         provenance = {
             "command": "python -m recipes.pretrain_toy_decoder " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+                f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, tuple) else v}"
+                for k, v in vars(args).items() if k != "out" and v is not None),
             "seed": args.seed, "clips": args.clips, "train_clips": train_clips,
-            "steps": {"vae": args.vae_steps, "vocoder": args.vocoder_steps, "unet": args.unet_steps},
+            "steps": {stage: getattr(args, f"{stage}_steps") for stage in args.stages},
             "seconds": timings, "torch": torch.__version__, "threads": args.threads,
             "sha256": checksums(staging),
         }
+        if base is not None:
+            provenance["base"] = {key: value for key, value in base.items() if key != "sha256"}
         (staging / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n")
         old = out.with_name(f".{out.name}.old")
         if out.exists():

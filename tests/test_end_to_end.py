@@ -38,7 +38,8 @@ def test_train_mapper_reports_exports_and_renders_a_sample(trained):
     report = metrics.pop("toy_report")  # rendered with the shipped toy decoder, the toy recipe's default
     assert {"mse", "mse_mean_baseline", "mse_shuffled_baseline"} <= metrics.keys()
     assert all(np.isfinite(v) for v in metrics.values())
-    assert report["clips"] == 2 and {"real", "oracle", "video", "shuffled", "label_only"} <= report.keys()
+    assert report["clips"] == 2 and {"real", "vocoder", "oracle", "video", "shuffled", "label_only"} <= report.keys()
+    assert report["vocoder"]["event_sync_error_s"] <= 0.05  # the audio path keeps the events where they were
     assert all(0.0 <= row["class_accuracy"] <= 1.0 and np.isfinite(row["fd"]) for row in report.values()
                if isinstance(row, dict))
     assert (work / "mapper" / "config.json").is_file() and (work / "mapper" / "model.safetensors").is_file()

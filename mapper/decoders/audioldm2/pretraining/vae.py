@@ -29,9 +29,18 @@ def train_vae(vae: AutoencoderKL, mels: torch.Tensor, steps: int, batch: int, cr
 
 
 @torch.no_grad()
+def _modes(vae: AutoencoderKL, mels: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([vae.encode(mels[i:i + batch, None]).latent_dist.mode() for i in range(0, len(mels), batch)])
+
+
 def scaled_latents(vae: AutoencoderKL, mels: torch.Tensor, batch: int = 16) -> torch.Tensor:
     """(N, T, M) mels -> (N, C, T/4, M/4) latents (posterior modes), the UNet's data, after setting the VAE's
     scaling factor from them as AudioLDM-2's scale_by_std does: 1 / std of the training latents."""
-    latents = torch.cat([vae.encode(mels[i:i + batch, None]).latent_dist.mode() for i in range(0, len(mels), batch)])
+    latents = _modes(vae, mels, batch)
     vae.register_to_config(scaling_factor=1.0 / latents.std().item())
     return latents * vae.config.scaling_factor
+
+
+def encode_latents(vae: AutoencoderKL, mels: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    """(N, T, M) mels -> (N, C, T/4, M/4) latents at the VAE's recorded scaling factor (a VAE trained before)."""
+    return _modes(vae, mels, batch) * vae.config.scaling_factor
