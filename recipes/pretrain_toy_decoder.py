@@ -123,6 +123,7 @@ def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> Non
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the package folder is readable by all
         pipe.save_pretrained(staging, safe_serialization=True)
+        _drop_load_paths(staging)
         provenance = {
             "command": "python -m recipes.pretrain_toy_decoder " + " ".join(
                 f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, tuple) else v}"
@@ -143,6 +144,14 @@ def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> Non
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _drop_load_paths(folder: Path) -> None:
+    """diffusers records where a --base component was loaded from (`_name_or_path`): a path of this machine."""
+    for path in folder.rglob("*.json"):
+        config = json.loads(path.read_text())
+        if isinstance(config, dict) and config.pop("_name_or_path", None) is not None:
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def console() -> None:

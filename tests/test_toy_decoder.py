@@ -30,6 +30,7 @@ def test_the_shipped_weights_are_what_the_recipe_recorded():
     assert sum(path.stat().st_size for path in TOY_FOLDER.rglob("*") if path.is_file()) <= MAX_BYTES
     assert all(path.suffix == ".safetensors" for path in weight_files())
     assert not list(TOY_FOLDER.rglob("*.bin")) and not list(TOY_FOLDER.rglob("*.pt*"))  # tensors only
+    assert not [path for path in TOY_FOLDER.rglob("*.json") if "_name_or_path" in path.read_text()]  # no local paths
 
 
 @pytest.fixture(scope="module")
