@@ -112,3 +112,25 @@ def test_the_recipe_refuses_an_out_that_is_a_file_before_any_work(tmp_path, caps
     (tmp_path / "file").write_text("not a folder")
     assert pretrain_toy_decoder.main(["--out", str(tmp_path / "file")]) == 2
     assert "--out" in _one_error_line(capsys)
+
+
+@pytest.mark.slow
+def test_retraining_one_stage_keeps_the_others_byte_for_byte(tmp_path):
+    """--base/--stages: the vocoder is retrained (and standardises its input); the VAE and UNet files are the
+    base's, and provenance.json keeps the base's record."""
+    from recipes import pretrain_toy_decoder
+
+    few = ["--clips", "8", "--vae-steps", "1", "--vocoder-steps", "1", "--unet-steps", "1", "--batch", "1"]
+    assert pretrain_toy_decoder.main([*few, "--out", str(tmp_path / "base")]) == 0
+    assert pretrain_toy_decoder.main([*few, "--out", str(tmp_path / "new"), "--base", str(tmp_path / "base"),
+                                      "--stages", "vocoder"]) == 0
+    base, new = checksums(tmp_path / "base"), checksums(tmp_path / "new")
+    changed = {name for name in base if base[name] != new[name]}
+    assert changed == {"vocoder/model.safetensors"}
+    provenance = json.loads((tmp_path / "new" / PROVENANCE).read_text())
+    assert provenance["steps"] == {"vocoder": 1} and "--stages vocoder" in provenance["command"]
+    assert provenance["base"]["steps"] == {"vae": 1, "vocoder": 1, "unet": 1}
+    vocoder = load_audioldm2(str(tmp_path / "new")).vocoder
+    assert vocoder.config.normalize_before and vocoder.scale.min() > 0
+    configs = [path for path in (tmp_path / "new").rglob("*.json") if path.name != PROVENANCE]
+    assert configs and not [path for path in configs if str(tmp_path) in path.read_text()]  # no load paths
