@@ -25,7 +25,7 @@ from typing import Callable, Mapping
 import torch
 
 from evaluation import panns, passt, vggish
-from evaluation.embedding_cache import content_hash
+from extractors.file_hash import file_sha256
 
 SUITE_PRESETS = ("tiny", "toy", "paper")
 
@@ -57,7 +57,7 @@ class AudioEmbedder:
         config = dataclasses.asdict(self.config(preset))
         shipped = getattr(self.module, "SHIPPED", {})
         if preset in shipped:
-            config["shipped_weights_sha256"] = content_hash(shipped[preset])
+            config["shipped_weights_sha256"] = file_sha256(shipped[preset])
         return config
 
     def build(self, preset: str, weights_dir=None, device: str | torch.device = "cpu") -> torch.nn.Module:

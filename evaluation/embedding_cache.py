@@ -21,14 +21,6 @@ from extractors.atomic import atomic_path
 from extractors.cache import quiet_datasets
 
 
-def content_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def embedder_key(name: str, preset: str, config: dict, protocol: dict) -> str:
     """``<name>-<preset>-<12 hex>``: the hash covers the configuration and the protocol."""
     blob = json.dumps({"config": config, "protocol": protocol}, sort_keys=True, default=str)

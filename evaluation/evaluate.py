@@ -23,8 +23,9 @@ import torch
 from evaluation import metrics as maths
 from evaluation.audio import AudioReadError, load_audio
 from evaluation.embedders import AudioEmbedder
-from evaluation.embedding_cache import EmbeddingCache, content_hash, embedder_key
+from evaluation.embedding_cache import EmbeddingCache, embedder_key
 from evaluation.pairing import Pairing
+from extractors.file_hash import file_sha256
 
 # metric name (the --metrics choice) -> the embedder it needs; the keys of metrics.json follow av-benchmark
 METRICS = {
@@ -216,4 +217,4 @@ def format_table(values: dict[str, float]) -> str:
 
 
 def file_hashes(files: list[Path]) -> dict[Path, str]:
-    return {path: content_hash(path) for path in files}
+    return {path: file_sha256(path) for path in files}

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from evaluation.audio import AudioReadError, load_audio
 from evaluation.embedders import AUDIO_EMBEDDERS, embedder_preset
-from evaluation.embedding_cache import content_hash
 from evaluation.evaluate import METRICS, audio_metrics, embed_audio_files, file_hashes, format_table
 from evaluation.pairing import Pairing, pair_files, sample_name
 from extractors.atomic import atomic_write_text
+from extractors.file_hash import file_sha256
 from extractors.manifest import VIDEO_SUFFIXES
 
 VIDEO_METRICS = ("ib_score", "desync")
@@ -133,7 +133,7 @@ def _video_metrics(options: SuiteOptions, result: SuiteResult, generated: list[P
         else:
             pairs.append((path, video))
     used = sorted({v for _, v in pairs}, key=lambda p: p.stem)
-    hashes = {**hashes, **{v: content_hash(v) for v in used}}
+    hashes = {**hashes, **{v: file_sha256(v) for v in used}}
     audios = [a for a, _ in pairs]
     if "ib_score" in options.metrics:
         video, audio = audio_visual.imagebind_embeddings(used, audios, hashes, presets["imagebind"], **common)

@@ -33,10 +33,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from evaluation import panns
-from evaluation.embedding_cache import content_hash
 from evaluation.panns import PRESETS, PannsModel
 from extractors.atomic import atomic_path, atomic_write_text
 from extractors.clip import ClipConfig
+from extractors.file_hash import file_sha256
 from mapper.training.toy_world import CLASSES, clip_window_audio, plan_world
 
 TOY_LABELS: tuple[str, ...] = tuple(c.label for c in CLASSES)  # logit k is TOY_LABELS[k]
@@ -251,7 +251,7 @@ def save_classifier(trained: TrainedClassifier, out_dir: str | Path, command: st
         "training_seconds": round(trained.seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "sha256": content_hash(weights),
+        "sha256": file_sha256(weights),
     }
     atomic_write_text(provenance, json.dumps(facts, indent=2) + "\n")
     return weights, provenance

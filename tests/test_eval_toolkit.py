@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from evaluation.embedding_cache import EmbeddingCache, content_hash, embedder_key
+from evaluation.embedding_cache import EmbeddingCache, embedder_key
 from evaluation.pairing import pair_files, sample_name
 from evaluation.toy_sync import load_world_events, sync_offset, toy_sync
+from extractors.file_hash import file_sha256
 
 
 def _wav(path, seconds=0.5, sr=16000, seed=0):
@@ -61,11 +62,11 @@ def test_cache_returns_what_was_stored_and_keys_separate_protocols(tmp_path):
     assert other != cache.folder.name and EmbeddingCache(tmp_path, other).load() == {}
 
 
-def test_content_hash_follows_the_bytes_not_the_name(tmp_path):
+def test_file_sha256_follows_the_bytes_not_the_name(tmp_path):
     a = _wav(tmp_path / "a.wav", seed=1)
     (tmp_path / "b.wav").write_bytes(a.read_bytes())
     _wav(tmp_path / "c.wav", seed=2)
-    assert content_hash(a) == content_hash(tmp_path / "b.wav") != content_hash(tmp_path / "c.wav")
+    assert file_sha256(a) == file_sha256(tmp_path / "b.wav") != file_sha256(tmp_path / "c.wav")
 
 
 def test_sync_offset_finds_a_known_shift():

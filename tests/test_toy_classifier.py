@@ -13,10 +13,10 @@ import torch
 
 from evaluation import panns, passt, vggish
 from evaluation.embedders import embedder_preset
-from evaluation.embedding_cache import content_hash
 from evaluation.toy_classifier import (PROVENANCE_FILE, TOY_LABELS, WEIGHTS_FILE, TrainConfig, classify,
                                        load_toy_classifier, render_toy_audio, save_classifier, train_toy_classifier)
 from evaluation.weights import load_shipped, read_state_dict
+from extractors.file_hash import file_sha256
 from mapper.training.toy_world import CLASSES
 from recipes import evaluate, pretrain_toy_classifier
 
@@ -42,7 +42,7 @@ def unseen():
 
 def test_shipped_file_is_the_one_its_provenance_describes():
     provenance = json.loads(PROVENANCE_FILE.read_text())
-    assert content_hash(WEIGHTS_FILE) == provenance["sha256"]
+    assert file_sha256(WEIGHTS_FILE) == provenance["sha256"]
     assert provenance["labels"] == list(TOY_LABELS) == [c.label for c in CLASSES]
     assert provenance["seed"] == 2 and provenance["command"].startswith("python -m recipes.pretrain_toy_classifier")
     assert WEIGHTS_FILE.stat().st_size < 2 * 2**20
@@ -121,7 +121,7 @@ def test_training_is_deterministic_and_saves_what_it_trained(tmp_path):
 
     weights, provenance = save_classifier(first, tmp_path / "weights", "a test")
     facts = json.loads(provenance.read_text())
-    assert facts["sha256"] == content_hash(weights) and facts["command"] == "a test" and facts["epochs"] == 1
+    assert facts["sha256"] == file_sha256(weights) and facts["command"] == "a test" and facts["epochs"] == 1
     with torch.device("meta"):
         model = panns.PannsModel(panns.PRESETS["toy"])
     load_shipped(model, weights, "the PANNs 'toy' state dict")

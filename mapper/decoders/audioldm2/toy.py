@@ -7,10 +7,10 @@ package with ``provenance.json`` (the command, seed and checksums that made it).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from extractors.file_hash import file_sha256
 from mapper.decoders.audioldm2.tiny import DecoderSize
 
 TOY_FOLDER = Path(__file__).parent / "toy_weights"
@@ -36,8 +36,7 @@ def weight_files(folder: Path = TOY_FOLDER) -> list[Path]:
 
 def checksums(folder: Path = TOY_FOLDER) -> dict[str, str]:
     """{relative path: sha256} of every weight file in `folder`."""
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in weight_files(folder)}
+    return {str(path.relative_to(folder)): file_sha256(path) for path in weight_files(folder)}
 
 
 def read_provenance(folder: Path = TOY_FOLDER) -> dict:
