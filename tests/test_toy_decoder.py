@@ -96,7 +96,7 @@ def _one_error_line(capsys) -> str:
     (["--base", "toy", "--stages", "vocodr"], "--stages"),
     (["--base", "/nonexistent/decoder", "--stages", "unet"], "--base"),
 ])
-def test_the_recipe_refuses_a_bad_number_in_one_line(argv, option, capsys):
+def test_the_recipe_refuses_a_bad_argument_in_one_line(argv, option, capsys):
     from recipes import pretrain_toy_decoder
 
     with pytest.raises(SystemExit) as exit_info:
