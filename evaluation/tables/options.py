@@ -169,9 +169,9 @@ def _check_world_to_build(options: GridOptions) -> None:
 
 def _check_models(options: GridOptions) -> None:
     """The weights the grid will need, present before anything is trained."""
-    from evaluation.tables.run_config import read_yaml
+    from evaluation.tables.run_config import grid_decoder
 
-    decoder = options.audioldm2 or read_yaml(options.scale.recipe).get("model", {}).get("audioldm2")
+    decoder = grid_decoder(options.scale, options.audioldm2)
     if decoder == "toy":
         from mapper.decoders.audioldm2.toy import read_provenance
 

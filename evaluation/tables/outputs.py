@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluation.tables.figure import collect_curves, draw_convergence
-from evaluation.tables.grid import CURVE_VARIANTS, variants_for
+from evaluation.tables.grid import variants_for
 from evaluation.tables.markers import read_marker
 from evaluation.tables.options import GridOptions
 from evaluation.tables.paper_numbers import PAPER_NUMBERS, SOURCE
 from evaluation.tables.report import collect, write_report
-from evaluation.tables.run_config import config_files
-from evaluation.tables.runner import run_folder
+from evaluation.tables.run_config import config_files, grid_decoder
+from evaluation.tables.runner import runs_of
 from evaluation.tables.scales import CONFIG_DIR
 from evaluation.tables.steps import GridContext, Run
 
@@ -23,8 +23,7 @@ FIGURE = "convergence.png"
 
 def grid_runs(options: GridOptions) -> list[Run]:
     """Every run of the chosen tables and seeds, whatever --only / --seed picked for this invocation."""
-    return [Run(variant, seed, run_folder(options.out, variant, seed), options.figure and variant in CURVE_VARIANTS)
-            for variant in variants_for(options.tables) for seed in range(options.seeds)]
+    return runs_of(options, variants_for(options.tables), range(options.seeds))
 
 
 def missing_steps(options: GridOptions) -> list[str]:
@@ -102,6 +101,4 @@ def _seeds(count: int) -> str:
 
 
 def _decoder(options: GridOptions) -> str:
-    from evaluation.tables.run_config import read_yaml
-
-    return options.audioldm2 or read_yaml(options.scale.recipe).get("model", {}).get("audioldm2") or "the preset's"
+    return grid_decoder(options.scale, options.audioldm2) or "the preset's"

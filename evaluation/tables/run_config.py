@@ -40,6 +40,13 @@ def read_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def grid_decoder(scale: Scale, override: str | None) -> str | None:
+    """The AudioLDM-2 the runs render with: --audioldm2, else the one the recipe file itself names (None:
+    the preset's). Not the merged config's: train_mapper's default toy.yaml would leak its `audioldm2: toy`
+    into the paper recipe, which does not name one."""
+    return override or read_yaml(scale.recipe).get("model", {}).get("audioldm2")
+
+
 def merge(base: dict, overlay: dict) -> dict:
     """``overlay`` over ``base`` as LightningCLI layers configs: mappings merge key by key, anything else replaces."""
     out = copy.deepcopy(base)
@@ -80,13 +87,10 @@ def run_overlay(scale: Scale, variant: str, seed: int, run_dir: Path, settings: 
             overlay_trainer[key] = value
     if not settings.progress_bar:
         overlay_trainer["enable_progress_bar"] = False
-    # The decoder named in the recipe file itself: train_mapper's default toy.yaml would otherwise
-    # leak its `audioldm2: toy` into the paper recipe, which does not name one.
-    recipe_decoder = read_yaml(scale.recipe).get("model", {}).get("audioldm2")
     return {
         "seed_everything": seed,
         "trainer": overlay_trainer,
-        "model": {"audioldm2": settings.audioldm2 or recipe_decoder},
+        "model": {"audioldm2": grid_decoder(scale, settings.audioldm2)},
         # the cache is prepared before the grid starts; runs never build a toy world or render samples
         "data": {"cache": str(settings.cache), "toy_world": None},
         "export_dir": str(run_dir / "mapper"),

@@ -26,9 +26,10 @@ def run_folder(out: Path, variant: str, seed: int) -> Path:
     return out / "runs" / variant / f"seed{seed}"
 
 
-def plan_runs(options: GridOptions, out: Path) -> list[Run]:
-    return [Run(variant, seed, run_folder(out, variant, seed), options.figure and variant in CURVE_VARIANTS)
-            for variant in options.variants for seed in options.seed_list]
+def runs_of(options: GridOptions, variants, seeds) -> list[Run]:
+    """The runs of `variants` x `seeds` in `options.out`; the convergence variants also draw the figure."""
+    return [Run(variant, seed, run_folder(options.out, variant, seed), options.figure and variant in CURVE_VARIANTS)
+            for variant in variants for seed in seeds]
 
 
 def launcher_rank() -> int:
@@ -41,9 +42,8 @@ def launcher_rank() -> int:
 
 def run_grid(options: GridOptions, log=print) -> tuple[list[str], GridContext]:
     """Every chosen run's missing steps; returns one line per failed run, and the shared context."""
-    out = options.out
     context = prepare(options, log)
-    runs = plan_runs(options, out)
+    runs = runs_of(options, options.variants, options.seed_list)  # what --only / --seed picked
     # Another rank of a multi-node run (one launched per node by SLURM / torchrun) only takes part in
     # training; rank 0 writes the markers and does the rest.
     rank = launcher_rank()

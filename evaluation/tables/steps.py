@@ -155,19 +155,17 @@ def _class_accuracy(context: GridContext, generated: Path) -> float:
 
     from evaluation.toy_classifier import load_toy_classifier
     from evaluation.toy_report import held_out_clips, score
-    from extractors.presets import get_preset
     from extractors.video import read_audio_file
-    from evaluation.tables.toy_data import world_settings
 
+    clip = context.testset.clip
     toy = context._toy  # the clips' true audio and the classifier, read once for every run
     if not toy:
-        toy["clip"] = get_preset(world_settings(context.options.scale)[2]).clip
-        toy["clips"] = held_out_clips(context.world, toy["clip"], limit=len(context.testset.clips))
+        toy["clips"] = held_out_clips(context.world, clip, limit=len(context.testset.clips))
         toy["classifier"] = load_toy_classifier()
         if toy["clips"].ids != [c.path.stem for c in context.testset.clips]:
             raise StepFailed(f"{context.world}: its test clips are not the test set's; the class accuracy "
                              "would score other clips")
-    clips, clip = toy["clips"], toy["clip"]
+    clips = toy["clips"]
     audio = np.zeros((len(clips.ids), clip.num_samples), np.float32)
     for row, name in enumerate(clips.ids):
         samples = read_audio_file(generated / f"{name}.wav", clip.sample_rate)[: clip.num_samples]

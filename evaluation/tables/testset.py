@@ -36,6 +36,7 @@ class TestSet:
     video_dir: Path  # where test.csv's videos are (generate's --video-dir; evaluate's --videos)
     reference: Path
     audio_length: float  # seconds of each file scored
+    clip: ClipConfig  # the recipe's clip window the reference audio was cut to
 
 
 def select_test_clips(videos: str | Path, limit: int | None = None) -> list[ClipItem]:
@@ -73,7 +74,7 @@ def prepare_test_set(clips: list[ClipItem], folder: Path, clip: ClipConfig = Cli
         known = {"ids": ids, "audio_length": length, "sample_rate": clip.sample_rate}
         atomic_write_text(folder / "test.csv", _csv(clips))
         atomic_write_text(record, json.dumps(known, indent=1) + "\n")  # last: the set is complete
-    return TestSet(clips, folder / "test.csv", clips[0].path.parent, reference, known["audio_length"])
+    return TestSet(clips, folder / "test.csv", clips[0].path.parent, reference, known["audio_length"], clip)
 
 
 def _csv(clips: list[ClipItem]) -> str:
