@@ -70,7 +70,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from benchmarks.common import machine_line, synchronize
+from benchmarks.common import synchronize
+from recipes.machine import machine_line
 
 RATIO_GOAL = 1.2
 SECONDS = 8.0  # av-benchmark's --audio_length for 8-s generations (MMAudio, VGGSound test)

@@ -50,7 +50,7 @@ import av
 import numpy as np
 import torch
 
-from benchmarks.common import machine_line
+from recipes.machine import machine_line
 from extractors.cache import FeatureCache
 from extractors.clip import ClipConfig
 from extractors.manifest import ClipItem

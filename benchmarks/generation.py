@@ -47,7 +47,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import machine_line, synchronize
+from benchmarks.common import synchronize
+from recipes.machine import machine_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

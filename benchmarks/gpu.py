@@ -49,7 +49,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import machine_line, synchronize
+from benchmarks.common import synchronize
+from recipes.machine import machine_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

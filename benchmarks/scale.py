@@ -499,7 +499,7 @@ def main(argv=None) -> int:
         print(RESULT_TAG + json.dumps(measure(args.measure, args.measure_n, args)), flush=True)
         return 0
 
-    from benchmarks.common import machine_line
+    from recipes.machine import machine_line
     from extractors.presets import get_preset
 
     import torch

@@ -67,7 +67,7 @@ class PannsConfig:
 
 PRESETS: dict[str, PannsConfig] = {
     "tiny": PannsConfig(channels=(4, 8, 8, 16, 16, 32)),  # the real front end, narrow blocks
-    # the real front end, narrow blocks, one output per toy-world class (mapper.training.toy_world.CLASSES
+    # the real front end, narrow blocks, one output per toy-world class (toy_world.CLASSES
     # order): a classifier trained on toy-world audio (evaluation/toy_classifier.py); its weights ship in
     # SHIPPED. Narrow enough that the file (the fixed STFT kernels alone are 1 MB of it) stays small.
     "toy": PannsConfig(channels=(8, 16, 32, 32, 32, 32), classes_num=5),

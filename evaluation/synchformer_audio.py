@@ -19,16 +19,12 @@ Our own modules rather than ``transformers.ASTModel``: transformers 5 renamed th
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from evaluation.synchformer_config import SynchformerConfig
 from evaluation.synchformer_video import ClsAggregator
-
-if TYPE_CHECKING:
-    from evaluation.synchformer import SynchformerConfig
 
 
 class _Dense(nn.Module):

@@ -27,7 +27,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from evaluation.synchformer import SynchformerConfig
+from evaluation.synchformer_config import SynchformerConfig
 
 
 def segment_count(length: int, size: int, stride: int) -> int:

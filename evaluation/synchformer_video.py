@@ -22,14 +22,11 @@ identities in feature mode, so they have no keys.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from evaluation.synchformer import SynchformerConfig
+from evaluation.synchformer_config import SynchformerConfig
 
 
 class ClsAggregator(nn.TransformerEncoderLayer):

@@ -3,7 +3,7 @@
 Why: on the toy world, FD-PANN, KL-PANNS and ISC-PANNS from random (``tiny``) weights measure
 nothing, and the released Cnn14 knows AudioSet, not five synthetic classes. The same architecture,
 narrow, with one output per toy class (``TOY_LABELS``, the order of
-``mapper.training.toy_world.CLASSES``) and trained on toy audio, makes them mean something:
+``toy_world.CLASSES``) and trained on toy audio, makes them mean something:
 KL and IS read its 5-class logits, FD its embedding (``relu(fc1)``).
 
 Training (``train_toy_classifier``; ``python -m recipes.pretrain_toy_classifier`` is its command line):
@@ -37,7 +37,7 @@ from evaluation.panns import PRESETS, PannsModel
 from extractors.atomic import atomic_path, atomic_write_text
 from extractors.clip import ClipConfig
 from extractors.file_hash import file_sha256
-from mapper.training.toy_world import CLASSES, clip_window_audio, plan_world
+from toy_world import CLASSES, clip_window_audio, plan_world
 
 TOY_LABELS: tuple[str, ...] = tuple(c.label for c in CLASSES)  # logit k is TOY_LABELS[k]
 WEIGHTS_FILE: Path = panns.SHIPPED["toy"]

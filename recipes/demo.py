@@ -161,7 +161,7 @@ class ToyWorld:
 
 def build_world(root: Path) -> ToyWorld | None:
     """A small toy world in ``root`` for the examples (None, said on stderr, if it cannot be built)."""
-    from mapper.training.toy_world import make_toy_world
+    from toy_world import make_toy_world
 
     print(f"building a small toy world in {root} (first start only) ...", flush=True)
     try:

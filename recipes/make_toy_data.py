@@ -1,11 +1,11 @@
 """`python -m recipes.make_toy_data --out DIR [--num-clips N] [--seed S]`: build (or complete) a
-toy-foley world; the world itself is `mapper.training.toy_world`."""
+toy-foley world; the world itself is `toy_world`."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from mapper.training.toy_world import make_toy_world, world
+from toy_world import make_toy_world, world
 from recipes.cli import OneLineArgumentParser, check_folder_option, int_in_range, usage_error
 
 MAX_CLIPS = 100_000  # clip ids have five digits (toy_00000..toy_99999)

@@ -17,7 +17,7 @@ from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, int_in_range, usage
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from evaluation.tables.grid import TABLES, VARIANTS
+    from recipes.tables.grid import TABLES, VARIANTS
 
     parser = OneLineArgumentParser(prog="python -m recipes.paper_tables", description=__doc__.split("\n\n")[1])
     parser.add_argument("--scale", default="toy", choices=("toy", "paper"),
@@ -55,14 +55,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from evaluation.tables.options import options_from
+    from recipes.tables.options import options_from
 
     try:
         options = options_from(args)
     except (FileNotFoundError, ValueError) as error:
         return usage_error(error)
     if options.print_plan:
-        from evaluation.tables.plan import format_plan
+        from recipes.tables.plan import format_plan
 
         print(format_plan(options))
         return 0
@@ -72,9 +72,9 @@ def main(argv=None) -> int:
 def _run(options) -> int:
     import torch
 
-    from benchmarks.common import machine_line
-    from evaluation.tables.outputs import missing_steps, write_outputs
-    from evaluation.tables.runner import launcher_rank, run_grid
+    from recipes.machine import machine_line
+    from recipes.tables.outputs import missing_steps, write_outputs
+    from recipes.tables.runner import launcher_rank, run_grid
 
     try:
         failures, context = run_grid(options)

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def toy_world(tmp_path_factory):
     """A small toy-foley world shared by the tests: (root folder, metadata.csv path)."""
-    from mapper.training.toy_world import make_toy_world
+    from toy_world import make_toy_world
 
     root = tmp_path_factory.mktemp("toy_world")
     return root, make_toy_world(root, num_clips=16, seed=0)

@@ -148,7 +148,7 @@ def _tiny_mapper(tmp_path: Path) -> Path:
 def _short_toy_world(tmp_path: Path) -> Path:
     """Three toy clips of about 4 s (one sampling window each): quick to render and to generate."""
     from extractors.clip import ClipConfig
-    from mapper.training.toy_world import make_toy_world
+    from toy_world import make_toy_world
 
     root = tmp_path / "world"
     make_toy_world(root, num_clips=3, seed=0, clip=ClipConfig(seconds=4.0))

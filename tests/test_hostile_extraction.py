@@ -23,7 +23,7 @@ def nothing_may_run(monkeypatch):
     """Building a model, launching Fabric or rendering a toy clip fails the test."""
     import lightning
 
-    import mapper.training.toy_world.world as toy_world_module
+    import toy_world.world as toy_world_module
     from extractors.frozen import FrozenExtractors
 
     monkeypatch.setattr(FrozenExtractors, "from_preset", _refuse)

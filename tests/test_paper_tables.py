@@ -129,7 +129,7 @@ def test_paper_print_plan_lists_every_run_with_configs_and_gpu_hours(tmp_path, m
     assert hours["fusion_time_cat"] > hours["full"]  # a longer GPT-2 sequence costs more
     total = float(out.split("total: ")[1].split()[0])
     assert total == pytest.approx(sum(float(r[-1]) for r in rows), abs=0.02)
-    assert "assumed" in out and "GPU_GOAL" in out  # the throughput is an assumption, and says so
+    assert "assumed" in out and "GPU_TRAIN_GOAL" in out  # the throughput is an assumption, and says so
     assert "77,000" in out
     assert list(tmp_path.iterdir()) == []  # nothing written
 
@@ -148,8 +148,8 @@ def test_print_plan_follows_tables_seeds_and_devices(capsys):
 
 
 def test_tables_show_mean_and_std_over_seeds_and_share_the_full_variant(tmp_path):
-    from evaluation.tables.markers import write_marker
-    from evaluation.tables.report import collect, markdown
+    from recipes.tables.markers import write_marker
+    from recipes.tables.report import collect, markdown
 
     folders = {}
     for variant in QUICK_VARIANTS:

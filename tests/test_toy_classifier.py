@@ -17,7 +17,7 @@ from evaluation.toy_classifier import (PROVENANCE_FILE, TOY_LABELS, WEIGHTS_FILE
                                        load_toy_classifier, render_toy_audio, save_classifier, train_toy_classifier)
 from evaluation.weights import load_shipped, read_state_dict
 from extractors.file_hash import file_sha256
-from mapper.training.toy_world import CLASSES
+from toy_world import CLASSES
 from recipes import evaluate, pretrain_toy_classifier
 
 UNSEEN_SEED = 7  # a plan the classifier was not trained on (it was trained on seed 2's)

@@ -14,7 +14,7 @@ from extractors.frozen import FrozenExtractors
 from mapper.decoders.audioldm2 import LatentGeometry, decode_latents, denoise, guidance_conditions, load_audioldm2
 from mapper.decoders.audioldm2.toy import PROVENANCE, TOY_FOLDER, TOY_WORLD_SEED, checksums, weight_files
 from mapper.generation.sampling import make_scheduler, sampling_config
-from mapper.training.toy_world import clip_window_audio, plan_world
+from toy_world import clip_window_audio, plan_world
 
 MAX_BYTES = 20 * 2**20
 HELD_OUT_SEED = 11  # neither the decoder's world (1), the classifier's (2) nor the mapper's (0)

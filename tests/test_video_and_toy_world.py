@@ -1,4 +1,4 @@
-"""The toy world (mapper.training.toy_world) and the decoder (extractors.video) checked together.
+"""The toy world (toy_world) and the decoder (extractors.video) checked together.
 
 The toy world is the data every offline test and demo trains on, so it has to be what it claims:
 standard files, a deterministic function of the seed, and sounds caused by visible events at the
@@ -22,7 +22,7 @@ import soundfile as sf
 from extractors.clip import ClipConfig
 from extractors.video import (AudioReadError, VideoReadError, probe_duration, read_audio_file,
                               read_clip)
-from mapper.training.toy_world import CLASSES, SIZE, VIDEO_FPS, make_toy_world, plan_world
+from toy_world import CLASSES, SIZE, VIDEO_FPS, make_toy_world, plan_world
 from recipes.make_toy_data import main
 
 CLIP = ClipConfig()

@@ -89,7 +89,7 @@ class MapperDataModule(L.LightningDataModule):
                             "built into a missing or empty folder (pick another data.cache)")
         from extractors.manifest import list_clips
         from extractors.extraction import extract_to_cache
-        from mapper.training.toy_world import make_toy_world
+        from toy_world import make_toy_world
 
         metadata = make_toy_world(self.toy_world.root, self.toy_world.num_clips, self.toy_world.seed)
         # Given the preset, extraction builds the models only once it holds the cache's lock.

@@ -16,7 +16,7 @@ import torch
 from extractors.frozen import FrozenExtractors
 from mapper.decoders.audioldm2.mel import MelConfig, log_mel
 from mapper.decoders.audioldm2.reference import normalize_reference
-from mapper.training.toy_world import clip_window_audio, plan_world
+from toy_world import clip_window_audio, plan_world
 
 
 @dataclass

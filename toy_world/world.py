@@ -41,7 +41,7 @@ import numpy as np
 
 from extractors.atomic import atomic_path, atomic_write_text
 from extractors.clip import ClipConfig
-from mapper.training.toy_world.classes import BY_LABEL, CLASSES, SIZE, VIDEO_FPS, Events, ToyClass
+from toy_world.classes import BY_LABEL, CLASSES, SIZE, VIDEO_FPS, Events, ToyClass
 
 GENERATOR_VERSION = 1  # bump when the rendering changes; world.json records it
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest is "train"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evaluation.tables.run_config import read_yaml
-from evaluation.tables.scales import Scale
+from recipes.tables.run_config import read_yaml
+from recipes.tables.scales import Scale
 
 
 def world_settings(scale: Scale) -> tuple[int, int, str]:
@@ -18,7 +18,7 @@ def world_settings(scale: Scale) -> tuple[int, int, str]:
 
 def planned_world(scale: Scale) -> dict:
     """The world.json the recipe's toy world will have (a plan: nothing is rendered)."""
-    from mapper.training.toy_world.world import plan_world
+    from toy_world.world import plan_world
 
     num_clips, seed, _ = world_settings(scale)
     return json.loads(json.dumps(plan_world(num_clips, seed)))

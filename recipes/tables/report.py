@@ -8,9 +8,9 @@ import statistics
 from pathlib import Path
 
 from extractors.atomic import atomic_write_text
-from evaluation.tables.columns import COLUMNS, Column, arrow
-from evaluation.tables.grid import TABLES
-from evaluation.tables.markers import read_marker
+from recipes.tables.columns import COLUMNS, Column, arrow
+from recipes.tables.grid import TABLES
+from recipes.tables.markers import read_marker
 
 
 def summarize(values: list[float]) -> dict:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.tables.figure import collect_curves, draw_convergence
-from evaluation.tables.grid import variants_for
-from evaluation.tables.markers import read_marker
-from evaluation.tables.options import GridOptions
-from evaluation.tables.paper_numbers import PAPER_NUMBERS, SOURCE
-from evaluation.tables.report import collect, write_report
-from evaluation.tables.run_config import config_files, grid_decoder
-from evaluation.tables.runner import runs_of
-from evaluation.tables.scales import CONFIG_DIR
-from evaluation.tables.steps import GridContext, Run
+from recipes.tables.figure import collect_curves, draw_convergence
+from recipes.tables.grid import variants_for
+from recipes.tables.markers import read_marker
+from recipes.tables.options import GridOptions
+from recipes.tables.paper_numbers import PAPER_NUMBERS, SOURCE
+from recipes.tables.report import collect, write_report
+from recipes.tables.run_config import config_files, grid_decoder
+from recipes.tables.runner import runs_of
+from recipes.tables.scales import CONFIG_DIR
+from recipes.tables.steps import GridContext, Run
 
 FIGURE = "convergence.png"
 
@@ -86,7 +86,7 @@ def grid_notes(options: GridOptions, context: GridContext, seconds: float, machi
         ]
     elif not with_paper:
         notes.append(f"The paper's own numbers are not shown: they have not been checked against the paper "
-                     f"({SOURCE}); `evaluation/tables/paper_numbers.py` says how to add them.")
+                     f"({SOURCE}); `recipes/tables/paper_numbers.py` says how to add them.")
     if options.figure:
         notes.append(f"{FIGURE}: the mapper exported every {options.curve_every} epoch(s) of the convergence runs, "
                      "each generated and scored like the final mapper (which is the best checkpoint by "

@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 
 from extractors.atomic import atomic_path
-from evaluation.tables.columns import COLUMNS, arrow
-from evaluation.tables.grid import CURVE_VARIANTS
-from evaluation.tables.markers import read_marker
-from evaluation.tables.report import summarize
+from recipes.tables.columns import COLUMNS, arrow
+from recipes.tables.grid import CURVE_VARIANTS
+from recipes.tables.markers import read_marker
+from recipes.tables.report import summarize
 
 
 def collect_curves(run_folders: dict[tuple[str, int], Path], scale: str) -> dict:

@@ -6,7 +6,7 @@ same rule, including those the benchmark's analytic formula does not cover (time
 For the paper's mapper that count is checked against ``benchmarks.train_throughput``'s analytic figure.
 
 GPU throughput: no GPU figure has been measured (README, "Mapper training"), so the estimate assumes
-the benchmark's goal, ``GPU_GOAL`` samples/s for the paper's mapper on one H100 at bf16, turns it into
+the benchmark's goal, ``GPU_TRAIN_GOAL`` samples/s for the paper's mapper on one H100 at bf16, turns it into
 a sustained FLOP rate with the analytic FLOPs of that mapper, and applies that rate to every variant.
 It covers training only: generating and scoring the test set are not included.
 """
@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluation.tables.run_config import merged_config
-from evaluation.tables.scales import Scale
+from mapper.training.flops import GPU_TRAIN_GOAL, train_flops_per_sample
+from recipes.tables.run_config import merged_config
+from recipes.tables.scales import Scale
 
 PAPER_TRAIN_CLIPS = 77_000  # the paper's VGGSound training set, about 77k clips (README: "77k clips x 40 epochs")
 
@@ -59,14 +60,12 @@ def flops_per_sample(scale: Scale, variant: str) -> float:
 
 
 def gpu_assumption(scale: Scale) -> Assumption:
-    from benchmarks.train_throughput import GPU_GOAL, train_flops_per_sample
-
     analytic = train_flops_per_sample(mapper_config(scale, "full"))["total"]
-    text = (f"no measured GPU figure exists; assumed: the training benchmark's goal of {GPU_GOAL:,.0f} samples/s "
-            f"for the paper's mapper on one H100 at bf16 (benchmarks/train_throughput.py GPU_GOAL), i.e. "
-            f"{GPU_GOAL * analytic / 1e12:.0f} TFLOP/s sustained at its analytic {analytic / 1e9:.2f} GFLOP/sample, "
+    text = (f"no measured GPU figure exists; assumed: the training benchmark's goal of {GPU_TRAIN_GOAL:,.0f} samples/s "
+            f"for the paper's mapper on one H100 at bf16 (mapper/training/flops.py GPU_TRAIN_GOAL), i.e. "
+            f"{GPU_TRAIN_GOAL * analytic / 1e12:.0f} TFLOP/s sustained at its analytic {analytic / 1e9:.2f} GFLOP/sample, "
             f"applied to every variant's counted FLOPs")
-    return Assumption(GPU_GOAL, analytic, text)
+    return Assumption(GPU_TRAIN_GOAL, analytic, text)
 
 
 def training_samples(scale: Scale, variant: str) -> int:

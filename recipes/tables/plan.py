@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.tables.grid import CURVE_VARIANTS
-from evaluation.tables.options import GridOptions
-from evaluation.tables.run_config import config_files
-from evaluation.tables.scales import CONFIG_DIR
+from recipes.tables.grid import CURVE_VARIANTS
+from recipes.tables.options import GridOptions
+from recipes.tables.run_config import config_files
+from recipes.tables.scales import CONFIG_DIR
 
 REPO = CONFIG_DIR.parents[1]
 
@@ -70,7 +70,7 @@ def format_plan(options: GridOptions) -> str:
 
 
 def _costs(options: GridOptions) -> dict:
-    from evaluation.tables.cost import PAPER_TRAIN_CLIPS, flops_per_sample, gpu_assumption, gpu_hours, training_samples
+    from recipes.tables.cost import PAPER_TRAIN_CLIPS, flops_per_sample, gpu_assumption, gpu_hours, training_samples
 
     assumption = gpu_assumption(options.scale)
     costs: dict = {"assumption": assumption, "clips": PAPER_TRAIN_CLIPS}

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 from extractors.atomic import atomic_write_text
-from evaluation.tables.grid import CURVE_VARIANTS
-from evaluation.tables.markers import read_marker, write_marker
-from evaluation.tables.options import PLAN_FILE, GridOptions
-from evaluation.tables.progress import Progress
-from evaluation.tables.run_config import RunSettings
-from evaluation.tables.steps import STEPS, GridContext, Run, StepFailed
+from recipes.tables.grid import CURVE_VARIANTS
+from recipes.tables.markers import read_marker, write_marker
+from recipes.tables.options import PLAN_FILE, GridOptions
+from recipes.tables.progress import Progress
+from recipes.tables.run_config import RunSettings
+from recipes.tables.steps import STEPS, GridContext, Run, StepFailed
 
 
 def run_folder(out: Path, variant: str, seed: int) -> Path:
@@ -78,8 +78,8 @@ def run_grid(options: GridOptions, log=print) -> tuple[list[str], GridContext]:
 def prepare(options: GridOptions, log) -> GridContext:
     """Everything the runs share, made once: the toy data if absent, the test set, plan.json."""
     from evaluation.suite import toy_world_of
-    from evaluation.tables.testset import prepare_test_set, select_test_clips
-    from evaluation.tables.toy_data import build_toy_data, world_settings
+    from recipes.tables.testset import prepare_test_set, select_test_clips
+    from recipes.tables.toy_data import build_toy_data, world_settings
     from extractors.cache import FeatureCache
     from extractors.presets import get_preset
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import yaml
 
 from extractors.atomic import atomic_write_text, remove_stale_temporaries
-from evaluation.tables.epoch_exports import export_folder, exported_epochs
-from evaluation.tables.markers import read_marker, write_marker
-from evaluation.tables.options import GridOptions
-from evaluation.tables.run_config import RunSettings, run_overlay, train_command
-from evaluation.tables.testset import TestSet
+from mapper.training.epoch_exports import export_folder, exported_epochs
+from recipes.tables.markers import read_marker, write_marker
+from recipes.tables.options import GridOptions
+from recipes.tables.run_config import RunSettings, run_overlay, train_command
+from recipes.tables.testset import TestSet
 
 
 class StepFailed(RuntimeError):

@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.tables.grid import CURVE_TABLE, TABLES, variants_for
-from evaluation.tables.scales import QUICK, SCALES, Scale
+from recipes.tables.grid import CURVE_TABLE, TABLES, variants_for
+from recipes.tables.scales import QUICK, SCALES, Scale
 
 PLAN_FILE = "plan.json"
 
@@ -140,7 +140,7 @@ def _check_paths(options: GridOptions) -> None:
         return  # the world is built (and its clips checked) when the grid starts
     if not options.videos.exists():
         raise FileNotFoundError(f"--videos {options.videos}: no such file or folder")
-    from evaluation.tables.testset import select_test_clips
+    from recipes.tables.testset import select_test_clips
 
     clips = select_test_clips(options.videos, options.scale.test_clips)
     if options.scale.toy_world:
@@ -153,7 +153,7 @@ def _check_paths(options: GridOptions) -> None:
 
 def _check_world_to_build(options: GridOptions) -> None:
     """--cache is absent at toy scale: the toy world is built into --videos, which must be free or the same world."""
-    from evaluation.tables.toy_data import planned_world
+    from recipes.tables.toy_data import planned_world
 
     check_cache = options.cache
     if check_cache.is_dir() and any(check_cache.iterdir()):
@@ -169,7 +169,7 @@ def _check_world_to_build(options: GridOptions) -> None:
 
 def _check_models(options: GridOptions) -> None:
     """The weights the grid will need, present before anything is trained."""
-    from evaluation.tables.run_config import grid_decoder
+    from recipes.tables.run_config import grid_decoder
 
     decoder = grid_decoder(options.scale, options.audioldm2)
     if decoder == "toy":

@@ -1,10 +1,11 @@
-"""The paper's ablation tables as one resumable job (``python -m recipes.paper_tables``).
+"""The paper's ablation tables as one resumable job (``python -m recipes.paper_tables``): the
+orchestration behind that entry point (train, generate, evaluate, report). Each run's training saves
+its convergence points with ``mapper.training.epoch_exports.EpochExports``.
 
     grid.py          the tables' rows: (table, row, variant) and each variant's ablation overlays
     scales.py        what differs between the toy, paper and quick grids (recipe, data, decoding, metrics)
     options.py       the job's settings, every one checked before any work (one-line errors)
     run_config.py    the per-run training overlay (seed, folders, devices, epoch exports)
-    epoch_exports.py the Lightning callback that saves the mapper every k epochs (the convergence figure)
     toy_data.py      the toy world and its cache, built once before the runs when absent
     testset.py       the test clips, their reference audio and the generation CSV (shared by all runs)
     markers.py       atomic done markers: what a rerun skips

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import yaml
 
-from evaluation.tables.grid import ablation_files
-from evaluation.tables.scales import CONFIG_DIR, Scale
+from recipes.tables.grid import ablation_files
+from recipes.tables.scales import CONFIG_DIR, Scale
 
 # recipes.train_mapper reads toy.yaml as its default config before any --config: every run's first layer
 TRAIN_DEFAULT = CONFIG_DIR / "toy.yaml"
-EXPORT_CALLBACK = "evaluation.tables.epoch_exports.EpochExports"
+EXPORT_CALLBACK = "mapper.training.epoch_exports.EpochExports"
 
 
 @dataclass(frozen=True)
