@@ -71,10 +71,10 @@ import soundfile as sf
 import torch
 
 from benchmarks.common import synchronize
+from evaluation.protocol import SCORED_SECONDS
 from recipes.machine import machine_line
 
 RATIO_GOAL = 1.2
-SECONDS = 8.0  # av-benchmark's --audio_length for 8-s generations (MMAudio, VGGSound test)
 VIDEO_FPS, HEIGHT, WIDTH = 25, 360, 640
 EMBEDDERS = ("panns", "vggish", "passt", "imagebind", "synchformer")
 
@@ -127,31 +127,31 @@ def audio_loader(sample_rate: int, length_s: float | None, remove_mean: bool = T
 
 def rows_for(name: str, size: str, device: torch.device) -> list[Row]:
     """The rows of one embedder (one model shared by its audio and video rows)."""
-    clip_16k = int(16_000 * SECONDS)
+    clip_16k = int(16_000 * SCORED_SECONDS)
     if name == "panns":
         from evaluation import panns
 
         model = build(panns, panns.PannsModel, size, device)
         return [Row("panns", f"{clip_16k} samples at 16 kHz", parameters(model),
-                    lambda w: panns.embed(model, w), audio_loader(16_000, SECONDS))]
+                    lambda w: panns.embed(model, w), audio_loader(16_000, SCORED_SECONDS))]
     if name == "vggish":
         from evaluation import vggish
 
         model = build(vggish, vggish.VGGishModel, size, device)
         return [Row("vggish", f"{clip_16k} samples at 16 kHz (8 patches)", parameters(model),
-                    lambda w: model.embed(w), audio_loader(16_000, SECONDS))]
+                    lambda w: model.embed(w), audio_loader(16_000, SCORED_SECONDS))]
     if name == "passt":
         from evaluation import passt
 
         model = build(passt, passt.PasstModel, size, device)
         padded = model.config.frontend.clip_samples / model.config.sample_rate
-        return [Row("passt", f"{int(32_000 * SECONDS)} samples at 32 kHz (padded/cut to {padded:g} s)",
-                    parameters(model), lambda w: model.embed(w), audio_loader(32_000, SECONDS))]
+        return [Row("passt", f"{int(32_000 * SCORED_SECONDS)} samples at 32 kHz (padded/cut to {padded:g} s)",
+                    parameters(model), lambda w: model.embed(w), audio_loader(32_000, SCORED_SECONDS))]
     if name == "imagebind":
         from evaluation import imagebind
 
         model = build(imagebind, imagebind.ImageBindModel, size, device)
-        frames = round(SECONDS * 0.5)  # 0.5 fps
+        frames = round(SCORED_SECONDS * 0.5)  # 0.5 fps
         return [
             Row("imagebind audio", f"{clip_16k} samples at 16 kHz (3 clips of 2 s)", parameters(model),
                 lambda w: imagebind.embed_audio(model, w), audio_loader(16_000, None, remove_mean=False)),
@@ -165,7 +165,7 @@ def rows_for(name: str, size: str, device: torch.device) -> list[Row]:
 
         model = build(synchformer, synchformer.SynchformerModel, size, device)
         c = model.config
-        segments = si.segment_count(round(SECONDS * c.fps), c.segment_frames, c.segment_stride_frames)  # 24
+        segments = si.segment_count(round(SCORED_SECONDS * c.fps), c.segment_frames, c.segment_stride_frames)  # 24
         torch.manual_seed(1)
         reference = torch.randn(1, segments, c.video_time_tokens, c.video_width, device=device)  # computed once per reference
 
@@ -173,10 +173,10 @@ def rows_for(name: str, size: str, device: torch.device) -> list[Row]:
             audio = synchformer.audio_features(model, si.audio_input(w, c))  # (B, 24, 6, D)
             return synchformer.window_logits(model, reference.expand(len(w), -1, -1, -1), audio)
 
-        frames = round(SECONDS * c.fps)
+        frames = round(SCORED_SECONDS * c.fps)
         return [
             Row("synchformer audio", f"{clip_16k} samples at 16 kHz ({segments} segments + 2 windows)",
-                parameters(model), desync, audio_loader(16_000, SECONDS, remove_mean=False)),
+                parameters(model), desync, audio_loader(16_000, SCORED_SECONDS, remove_mean=False)),
             Row("synchformer video", f"{frames} frames {WIDTH}x{HEIGHT} uint8 ({segments} segments)", parameters(model),
                 lambda f: synchformer.video_features(model, si.video_input(f, c)),
                 frames=lambda b: torch.randint(0, 256, (b, frames, HEIGHT, WIDTH, 3), dtype=torch.uint8)),
@@ -192,7 +192,7 @@ def write_wavs(folder: Path, clips: int, rate: int) -> list[Path]:
     """``clips`` 8-s mono 16-bit wavs at ``rate``: noise bursts under a slow envelope (content does not
     change the cost)."""
     rng = np.random.default_rng(0)
-    t = np.arange(round(SECONDS * rate)) / rate
+    t = np.arange(round(SCORED_SECONDS * rate)) / rate
     paths = []
     for k in range(clips):
         envelope = 0.5 + 0.5 * np.sin(2 * np.pi * (0.5 + 0.1 * k) * t)
@@ -325,7 +325,7 @@ def run(args) -> int:
     print(machine)
     print(f"load average at start (other processes compete for the cores): {os.getloadavg()[0]:.2f}")
     print(f"device {device.type}, {size} size{' (random weights)' if size == 'paper' else ''}, {clips} clips of "
-          f"{SECONDS:g} s per measurement, batch {batch}, {args.repeats} interleaved rounds (medians); "
+          f"{SCORED_SECONDS:g} s per measurement, batch {batch}, {args.repeats} interleaved rounds (medians); "
           f"wav files: mono 16-bit at {args.rate} Hz", flush=True)
     started = time.perf_counter()
     results = []
@@ -345,7 +345,7 @@ def run(args) -> int:
             if cuda:
                 torch.cuda.empty_cache()
 
-    print(f"\n== evaluation embedders: {device.type}, {size} size, {clips} clips of {SECONDS:g} s, batch {batch}, "
+    print(f"\n== evaluation embedders: {device.type}, {size} size, {clips} clips of {SCORED_SECONDS:g} s, batch {batch}, "
           f"medians of {args.repeats} rounds ==")
     print(table(results, size, batch))
     print(machine)

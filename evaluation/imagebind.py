@@ -37,7 +37,8 @@ from timm.layers import Mlp
 
 from evaluation.imagebind_inputs import (FRAMES_PER_CLIP, IMAGE_SIZE, NUM_MEL_BINS, SAMPLE_RATE, TARGET_FRAMES,
                                          audio_clips, video_clips)
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
+from evaluation.weights import ReleasedFile, build_embedder, find_released_file
+from extractors.checkpoint import load_strict, read_checkpoint
 
 TOWERS = ("vision", "audio")
 OTHER_TOWERS = ("text", "depth", "thermal", "imu")  # in the released file, not built here
@@ -256,7 +257,7 @@ def load_checked(model: ImageBindModel, state: dict, source) -> None:
 def load_released(model: ImageBindModel, weights_dir: str | os.PathLike | None = None) -> None:
     """``imagebind_huge.pth`` from ``weights_dir`` (or $MFM_WEIGHTS) into ``model``: vision + audio, strictly."""
     path = find_released_file(RELEASED, weights_dir)
-    load_checked(model, read_state_dict(path), path)
+    load_checked(model, read_checkpoint(path), path)
 
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> ImageBindModel:

@@ -32,7 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from evaluation.panns_frontend import LogMel, PowerSpectrogram, min_samples
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
+from evaluation.weights import ReleasedFile, build_embedder, find_released_file
+# renamed here: this module's own read_checkpoint (the released file's layout) is built on it
+from extractors.checkpoint import load_strict, read_checkpoint as read_weights_only
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ def read_checkpoint(path) -> dict:
                scalar, (scalar, "numpy.core.multiarray.scalar"), np.ndarray, np.dtype]
     allowed += [type(np.dtype(code)) for code in "?" + np.typecodes["AllInteger"] + np.typecodes["Float"]]
     with torch.serialization.safe_globals(allowed):
-        checkpoint = read_state_dict(path)
+        checkpoint = read_weights_only(path)
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
         raise ValueError(f"{path}: not a PANNs checkpoint (no 'model' state dict)")
     return checkpoint["model"]

@@ -34,7 +34,8 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from evaluation.passt_frontend import PasstFrontendConfig, log_mel, pad_or_cut
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
+from evaluation.weights import ReleasedFile, build_embedder, find_released_file
+from extractors.checkpoint import load_strict, read_checkpoint
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class PasstModel(nn.Module):
 def load_released(model: PasstModel, weights_dir: str | os.PathLike | None = None) -> None:
     """Load ``passt-s-f128-p16-s10-ap.476-swa.pt`` into ``model``: every key and shape must match."""
     path = find_released_file(RELEASED, weights_dir)
-    state = read_state_dict(path)
+    state = read_checkpoint(path)
     if "model" in state and not isinstance(state["model"], torch.Tensor):  # checkpoint_filter_fn's unwrap
         state = state["model"]
     load_strict(model, state, path, "PaSST-S's released layout")

@@ -11,6 +11,7 @@ from evaluation.audio import AudioReadError, load_audio
 from evaluation.embedders import AUDIO_EMBEDDERS, embedder_preset
 from evaluation.evaluate import METRICS, audio_metrics, embed_audio_files, file_hashes, format_table
 from evaluation.pairing import Pairing, pair_files, sample_name
+from evaluation.protocol import SCORED_SECONDS
 from extractors.atomic import atomic_write_text
 from extractors.file_hash import file_sha256
 from extractors.manifest import VIDEO_SUFFIXES
@@ -25,7 +26,7 @@ class SuiteOptions:
     reference: Path
     out: Path
     videos: Path | None = None
-    audio_length: float = 8.0
+    audio_length: float = SCORED_SECONDS
     # tiny (random, offline tests), toy (PANNs trained on the toy world, the rest tiny) or paper (released
     # weights); each embedder's own preset: evaluation.embedders.embedder_preset
     preset: str = "paper"
@@ -96,9 +97,9 @@ def run_suite(options: SuiteOptions, log=print) -> SuiteResult:
 
 def toy_world_of(videos: Path | None) -> Path | None:
     """The toy world a videos folder belongs to (world.json in it or beside it), if any."""
-    if videos is None:
-        return None
-    return next((folder for folder in (videos, videos.parent) if (folder / "world.json").is_file()), None)
+    from toy_world import world_root_of
+
+    return None if videos is None else world_root_of(videos)
 
 
 def embedder_presets(options: SuiteOptions) -> dict[str, str]:
@@ -155,18 +156,20 @@ def _video_metrics(options: SuiteOptions, result: SuiteResult, generated: list[P
 
 def _toy_sync(world: Path, options: SuiteOptions, generated: list[Path], result: SuiteResult) -> dict:
     """Event-sync error of the generated audio against the toy world's events (and its baseline)."""
-    from evaluation.toy_sync import HOP_SECONDS, load_world_events, toy_sync
+    from evaluation.toy_sync import HOP_SECONDS, toy_sync
+    from toy_world import read_world
 
-    events = load_world_events(world)
+    toy = read_world(world)
+    events = toy.event_times()
     audio = {}
     for path in generated:
         name = sample_name(path.stem, options.name_rule)
         if name in events:
             try:
-                audio[name] = load_audio(path, 16000, None).numpy()
+                audio[name] = load_audio(path, toy.sample_rate, None).numpy()  # the world's own rate
             except AudioReadError as error:
                 result.failed[str(path)] = str(error)
-    sync = toy_sync(audio, 16000, events)
+    sync = toy_sync(audio, toy.sample_rate, events)
     return {"event_sync_error_s": sync.error, "wrong_video_baseline_s": sync.baseline_error,
             "clips": len(sync.per_clip), "resolution_s": HOP_SECONDS, "per_clip_s": sync.per_clip}
 

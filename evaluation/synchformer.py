@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from evaluation.synchformer_audio import AudioFeatureExtractor
 from evaluation.synchformer_config import PRESETS, SynchformerConfig
 from evaluation.synchformer_video import MotionFormer
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
+from evaluation.weights import ReleasedFile, build_embedder, find_released_file
+from extractors.checkpoint import load_strict, read_checkpoint
 
 
 RELEASED = ReleasedFile(
@@ -135,7 +136,7 @@ def load_released(model: SynchformerModel, weights_dir: str | os.PathLike | None
     """Load ``synchformer_state_dict.pth`` into ``model``: every key and shape (no prefix), as
     av-benchmark's ``Synchformer().load_state_dict(sd)`` (strict) does."""
     path = find_released_file(RELEASED, weights_dir)
-    load_checked(model, read_state_dict(path), path)
+    load_checked(model, read_checkpoint(path), path)
 
 
 def load_checked(model: SynchformerModel, state: dict, source) -> None:

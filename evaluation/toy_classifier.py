@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from evaluation import panns
 from evaluation.panns import PRESETS, PannsModel
+from evaluation.protocol import SCORED_SECONDS
 from extractors.atomic import atomic_path, atomic_write_text
 from extractors.clip import ClipConfig
 from extractors.file_hash import file_sha256
@@ -44,7 +45,6 @@ WEIGHTS_FILE: Path = panns.SHIPPED["toy"]
 PROVENANCE_NAME = "PROVENANCE.json"
 PROVENANCE_FILE: Path = WEIGHTS_FILE.with_name(PROVENANCE_NAME)
 DEFAULT_SEED = 2  # toy-world plan seeds: 0 the mapper's world, 1 the toy decoder's, 2 this classifier's
-SCORED_SECONDS = 8.0  # what recipes.evaluate reads of each file by default (av-benchmark's --audio-length)
 
 
 @dataclass(frozen=True)

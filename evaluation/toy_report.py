@@ -14,28 +14,28 @@ Class accuracy: the toy classifier (``evaluation.toy_classifier``, the `toy` PAN
 first ``SCORED_SECONDS`` of each generation, against the clip's label. Event-sync error: mean |lag|
 of the generated onsets against the clip's true events (``evaluation.toy_sync``). FD: Fréchet distance
 between the toy classifier's embeddings of the generations and of the clips' true audio. Every
-condition is rendered with the same seed per clip, by the pipeline's own conditions and sampling loop.
+condition is rendered with the same seed per clip, by the pipeline's own sampling path
+(``VideoToAudioPipeline.render_tokens``: row i of a batch seeded seed + i).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 
 from evaluation import panns
 from evaluation.metrics import frechet_distance
-from evaluation.toy_classifier import SCORED_SECONDS, TOY_LABELS, load_toy_classifier
+from evaluation.protocol import SCORED_SECONDS
+from evaluation.toy_classifier import TOY_LABELS, load_toy_classifier
 from evaluation.toy_sync import sync_offset
 from extractors.frozen import FrozenExtractors
 from extractors.video import read_clip
-from mapper.decoders.audioldm2 import denoise
 from mapper.decoders.audioldm2.mel import MelConfig, log_mel
 from mapper.decoders.audioldm2.reference import normalize_reference
-from mapper.generation.sampling import SamplingConfig, make_scheduler, sampling_config
+from mapper.generation.sampling import SamplingConfig, sampling_config
+from toy_world import read_world, window_event_times
 
 CONDITIONS = ("oracle", "video", "shuffled", "label_only")
 
@@ -51,17 +51,15 @@ class HeldOutClips:
 
 
 def held_out_clips(world_dir: str | Path, clip, split: str = "test", limit: int | None = None) -> HeldOutClips:
-    """The `split` clips of a toy world (``world.json`` + ``videos/``), at most `limit`, in id order."""
-    world_dir = Path(world_dir)
-    world = json.loads((world_dir / "world.json").read_text())
-    specs = sorted((c for c in world["clips"] if c["split"] == split), key=lambda c: c["id"])[:limit]
+    """The `split` clips of the toy world in `world_dir`, at most `limit`, in id order."""
+    world = read_world(world_dir)
+    specs = world.clips(split)[:limit]
     if len(specs) < 2:
         raise ValueError(f"{world_dir}: {len(specs)} '{split}' clips; the report needs at least 2")
-    videos = [world_dir / "videos" / f"{c['id']}.mp4" for c in specs]
+    videos = [world.video_path(c["id"]) for c in specs]
     audio = np.stack([read_clip(v, clip, start=c["start"], with_audio=True).audio for v, c in zip(videos, specs)])
     return HeldOutClips([c["id"] for c in specs], videos, [float(c["start"]) for c in specs],
-                        [c["label"] for c in specs],
-                        [np.asarray(c["events"]["times"]) - c["start"] for c in specs], audio)
+                        [c["label"] for c in specs], [window_event_times(c) for c in specs], audio)
 
 
 @torch.inference_mode()
@@ -72,20 +70,6 @@ def condition_tokens(pipeline, clips: HeldOutClips) -> dict[str, torch.Tensor]:
     video = pipeline.audio_tokens(list(zip(clips.videos, clips.starts)))
     return {"oracle": oracle, "video": video, "shuffled": video.roll(1, dims=0),
             "label_only": torch.zeros_like(video)}
-
-
-@torch.inference_mode()
-def render_tokens(pipeline, tokens: torch.Tensor, labels: list[str], sampling: SamplingConfig, seed: int) -> np.ndarray:
-    """(B, N, D) tokens + labels -> (B, window samples) audio: one clip window each, noise seeded per clip
-    (row i gets seed + i whatever its condition, so conditions differ only by their tokens)."""
-    device, dtype = pipeline.unet.device, pipeline.unet.dtype
-    shape = pipeline.geometry.latent_shape(pipeline.window_frames)  # (1, C, T, F)
-    generators = [torch.Generator(device).manual_seed(seed + i) for i in range(len(labels))]
-    noise = torch.cat([randn_tensor(shape, generator=g, device=device, dtype=dtype) for g in generators])
-    conditions = pipeline.conditions(tokens.to(device, dtype), labels, sampling)
-    latents = denoise(pipeline.unet, make_scheduler(pipeline.scheduler, sampling), noise, conditions,
-                      sampling.num_inference_steps, sampling.guidance_scale, generator=generators, eta=sampling.eta)
-    return pipeline.decode_latents(latents)[:, : pipeline.clip.num_samples]
 
 
 @torch.inference_mode()
@@ -126,7 +110,7 @@ def toy_report(pipeline, world_dir: str | Path, *, limit: int | None = None, sam
               "vocoder": score(vocode_true_audio(pipeline, clips), clips, pipeline.sample_rate, classifier)}
     for name in CONDITIONS:
         audio = np.concatenate([
-            render_tokens(pipeline, tokens[name][i:i + batch], clips.labels[i:i + batch], sampling, seed + i)
+            pipeline.render_tokens(tokens[name][i:i + batch], clips.labels[i:i + batch], sampling, seed + i)
             for i in range(0, len(clips.ids), batch)])
         report[name] = score(audio, clips, pipeline.sample_rate, classifier)
     return report

@@ -1,4 +1,4 @@
-"""Event-sync error on the toy world, where the true event times are known (``world.json``).
+"""Event-sync error on the toy world, where the true event times are known (its plan, ``toy_world.read_world``).
 
 For a generated soundtrack of a toy clip: the onset envelope of the audio (half-wave rectified
 rise of the frame log-energy, 10 ms frames) is cross-correlated with the clip's event train
@@ -8,16 +8,17 @@ scores each clip's audio against the events of another clip (the next one in nam
 an error looks like when the sound ignores the video.
 
 Generated audio is taken to start at the clip's ``start`` second of its file (what
-``recipes.generate`` renders for a world's metadata.csv); event times in world.json count from
-the beginning of the file.
+``recipes.generate`` renders for a world's metadata.csv), so the events are counted from there too
+(``toy_world.window_event_times``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from toy_world import read_world
 
 HOP_SECONDS = 0.01
 MAX_LAG_SECONDS = 1.0
@@ -70,12 +71,9 @@ class ToySyncResult:
 
 
 def load_world_events(world_dir: str | Path) -> dict[str, np.ndarray]:
-    """Clip id -> event times in seconds from the clip's ``start`` (world.json of a toy world)."""
-    path = Path(world_dir) / "world.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; --videos is not a toy world")
-    world = json.loads(path.read_text())
-    return {c["id"]: np.asarray(c["events"]["times"], dtype=np.float64) - c["start"] for c in world["clips"]}
+    """Clip id -> event times in seconds from the clip's ``start``, of the toy world in ``world_dir``
+    (ValueError of one line if it is not one)."""
+    return read_world(world_dir).event_times()
 
 
 def toy_sync(audio: dict[str, np.ndarray], sample_rate: int, events: dict[str, np.ndarray]) -> ToySyncResult:

@@ -24,7 +24,8 @@ import torch
 import torch.nn as nn
 
 from evaluation.vggish_frontend import VGGishFrontendConfig, waveform_to_patches
-from evaluation.weights import ReleasedFile, find_released_file, read_state_dict, load_strict, build_embedder
+from evaluation.weights import ReleasedFile, build_embedder, find_released_file
+from extractors.checkpoint import load_strict, read_checkpoint
 
 POOL = "M"
 
@@ -110,7 +111,7 @@ class VGGishModel(nn.Module):
 def load_released(model: VGGishModel, weights_dir: str | os.PathLike | None = None) -> None:
     """Load ``vggish-10086976.pth`` into ``model``: every key and shape must match (no prefix)."""
     path = find_released_file(RELEASED, weights_dir)
-    load_strict(model, read_state_dict(path), path, "VGGish's released layout")
+    load_strict(model, read_checkpoint(path), path, "VGGish's released layout")
 
 
 def build(preset: str = "tiny", weights_dir: str | os.PathLike | None = None, seed: int = 0) -> VGGishModel:

@@ -1,8 +1,9 @@
-"""Finding and reading an evaluation embedder's released checkpoint: offline, weights-only.
+"""Finding an evaluation embedder's released checkpoint, offline, and building the embedder from it.
 
 The files live in the same folder as the extractors' (``$MFM_WEIGHTS``, or an explicit
 ``weights_dir``). Nothing is ever downloaded: a missing file is one line naming it and where it is
-published. A known checksum is verified before the file is read.
+published. A known checksum is verified before the file is read. Reading (weights-only) and the
+strict key check are ``extractors.checkpoint``'s, as for every other checkpoint of the toolkit.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from extractors.checkpoint import load_strict, read_checkpoint
 from extractors.encoders import WEIGHTS_ENV
 
 
@@ -46,34 +48,6 @@ def find_released_file(released: ReleasedFile, weights_dir: str | os.PathLike | 
     return path
 
 
-def read_state_dict(path: str | os.PathLike) -> dict:
-    """A checkpoint's tensors: safetensors, or torch.load with weights_only=True (never unpickles code)."""
-    path = str(path)
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        return load_file(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path}: cannot be read weights-only ({first})") from error
-
-
-def load_strict(model: torch.nn.Module, state: dict, source, what: str) -> None:
-    """Load ``state`` into ``model``: every key and every shape, or a one-line ValueError naming
-    ``source``, ``what`` it should have been and the first offending keys. Tensors are assigned, not
-    copied, so a model built on the meta device loads without a second copy."""
-    ours = model.state_dict()
-    missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
-    wrong = sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        parts = [f"{name} {len(keys)} (e.g. {keys[0]})" for name, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-        raise ValueError(f"{source}: not {what}: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=True, assign=True)
-
-
 def build_embedder(name: str, model_class, presets: dict, load_released, preset: str, weights_dir, seed: int,
                    shipped: dict[str, Path] | None = None):
     """An embedder at ``preset``, in eval mode. ``tiny``: seeded random weights. ``paper``: built on the
@@ -102,4 +76,4 @@ def load_shipped(model: torch.nn.Module, path: str | os.PathLike, what: str) -> 
     strictly into ``model``; a missing file is one line (a broken installation, nothing to download)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: missing; {what} ships with the package (reinstall it)")
-    load_strict(model, read_state_dict(path), path, what)
+    load_strict(model, read_checkpoint(path), path, what)

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
+from extractors.checkpoint import check_keys, load_strict, read_checkpoint
 from extractors.encoders import register_encoder
 from extractors.fbank import kaldi_fbank
 
@@ -239,6 +240,7 @@ AUDIOMAE_DROPPED_PREFIXES = ("decoder_", "mask_token", "head.", "fc_norm.")
 # Where an AudioLDM-2 checkpoint nests AudioMAE (LatentDiffusion.cond_stage_models[0] =
 # SequenceGenAudioMAECond, whose cond_stage_models[2] is the AudioMAE conditioner).
 AUDIOLDM2_AUDIOMAE_PREFIX = "cond_stage_models.0.cond_stage_models.2.audiomae.model."
+AUDIOMAE_LAYOUT = "an AudioMAE encoder of this config"  # what a mismatch says the file is not
 
 
 def audiomae_key_map(key: str) -> str | None:
@@ -246,14 +248,15 @@ def audiomae_key_map(key: str) -> str | None:
     return None if key.startswith(AUDIOMAE_DROPPED_PREFIXES) else f"vit.{key}"
 
 
-def convert_audiomae_checkpoint(state_dict: dict, cfg: AudioMAEConfig = AudioMAEConfig()) -> dict:
+def convert_audiomae_checkpoint(state_dict: dict, cfg: AudioMAEConfig = AudioMAEConfig(),
+                                origin: str = "state dict") -> dict:
     """Map an AudioMAE state dict onto ``AudioMAEEncoder`` keys (``vit.*``), checking every key and shape.
 
     Accepts the MAE ``pretrained.pth`` (``{"model": ...}``, encoder + decoder), a timm-format
     ``vit_base_patch16_1024_128`` state dict, or an AudioLDM-2 checkpoint (the encoder is found under
     the ``...audiomae.model.`` prefix, ``AUDIOLDM2_AUDIOMAE_PREFIX``; other keys are ignored). Decoder /
-    classifier keys are dropped (``audiomae_key_map``); anything else that does not match raises
-    torch's strict-load ``RuntimeError`` naming the keys and shapes.
+    classifier keys are dropped (``audiomae_key_map``); anything else that does not match is a one-line
+    ``StateDictMismatchError`` naming ``origin`` and the first offending keys.
     """
     for wrapper in ("state_dict", "model"):
         if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
@@ -269,10 +272,9 @@ def convert_audiomae_checkpoint(state_dict: dict, cfg: AudioMAEConfig = AudioMAE
             new = audiomae_key_map(key[len(prefix):])
             if new is not None:
                 out[new] = value
-    with torch.device("meta"):
+    with torch.device("meta"):  # the config's keys and shapes, no memory
         reference = AudioMAEEncoder(cfg)
-    # strict load into a weightless copy: raises naming every missing / unexpected key and bad shape
-    reference.load_state_dict(out, strict=True, assign=True)
+    check_keys(reference.state_dict(), out, origin, AUDIOMAE_LAYOUT)
     return out
 
 
@@ -291,13 +293,8 @@ def load_released(model: AudioMAEEncoder, weights_dir: str) -> None:
         raise FileNotFoundError(f"AudioMAE weights not found: expected {' or '.join(paths)} (the AS-2M "
                                 "pre-trained AudioMAE encoder, e.g. facebookresearch/AudioMAE pretrained.pth "
                                 "or the timm port gaunernst/vit_base_patch16_1024_128.audiomae_as2m)")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        raw = load_file(path)
-    else:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(convert_audiomae_checkpoint(raw, model.cfg), strict=True)
+    state = convert_audiomae_checkpoint(read_checkpoint(path), model.cfg, origin=path)
+    load_strict(model, state, path, AUDIOMAE_LAYOUT)
 
 
 register_encoder(AudioMAEConfig, AudioMAEEncoder, RELEASED_FILES, load_released)

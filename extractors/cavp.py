@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from extractors.checkpoint import check_keys, load_strict, read_checkpoint
 from extractors.clip import ClipConfig
 from extractors.encoders import StreamSpec, register_encoder
 from extractors.frames import resize_frames
@@ -180,6 +181,7 @@ class CAVPEncoder(nn.Module):
 # ``spec_encoder``; ``spec_project_head`` is an ``nn.Identity`` without keys) and the temperature.
 CAVP_DROPPED_PREFIXES = ("spec_encoder.", "spec_project_head.")
 CAVP_DROPPED_KEYS = ("logit_scale",)
+CAVP_LAYOUT = "a Diff-Foley CAVP checkpoint of this config"  # what a mismatch says the file is not
 
 
 def cavp_key_map(key: str) -> str | None:
@@ -190,12 +192,12 @@ def cavp_key_map(key: str) -> str | None:
     return key
 
 
-def convert_cavp_checkpoint(state_dict: dict, cfg: CAVPConfig = CAVPConfig()) -> dict:
+def convert_cavp_checkpoint(state_dict: dict, cfg: CAVPConfig = CAVPConfig(), origin: str = "state dict") -> dict:
     """Diff-Foley CAVP checkpoint -> ``CAVPEncoder`` state dict, every key and shape checked.
 
     Unwraps ``{"state_dict": ...}``, strips the DDP ``module.`` prefix, keeps ``video_encoder.*`` and
     ``video_project_head.*`` and drops the audio side (``cavp_key_map``). Missing or unexpected keys
-    and wrong shapes raise torch's strict-load ``RuntimeError``, which names them.
+    and wrong shapes are a one-line ``StateDictMismatchError`` naming ``origin`` and the first of them.
     """
     if "state_dict" in state_dict and isinstance(state_dict["state_dict"], dict):
         state_dict = state_dict["state_dict"]
@@ -204,33 +206,31 @@ def convert_cavp_checkpoint(state_dict: dict, cfg: CAVPConfig = CAVPConfig()) ->
         new = cavp_key_map(key)
         if new is not None:
             out[new] = value
-    with torch.device("meta"):
+    with torch.device("meta"):  # the config's keys and shapes, no memory
         reference = CAVPEncoder(cfg)
-    reference.load_state_dict(out, strict=True, assign=True)  # raises with the offending key names
+    check_keys(reference.state_dict(), out, origin, CAVP_LAYOUT)
     return out
 
 
 def read_cavp_checkpoint(path: str, cfg: CAVPConfig = CAVPConfig()) -> dict:
-    """Read and convert ``cavp_epoch66.ckpt``; one-line error naming the file and where to get it."""
+    """Read (weights-only) and convert ``cavp_epoch66.ckpt``; one-line error naming the file (and, when
+    it is missing, where to get it)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CAVP checkpoint not found: {path} (download {CAVP_CHECKPOINT} from {CAVP_SOURCE})")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # e.g. a pickled non-tensor object that weights_only refuses
-        raise RuntimeError(f"cannot read CAVP checkpoint {path} with torch.load(weights_only=True): {err}") from err
-    return convert_cavp_checkpoint(raw, cfg)
+    return convert_cavp_checkpoint(read_checkpoint(path), cfg, origin=path)
 
 
 def load_cavp(path: str, cfg: CAVPConfig = CAVPConfig()) -> CAVPEncoder:
     """Build ``CAVPEncoder`` from the released ``cavp_epoch66.ckpt`` (eval mode, frozen)."""
     model = CAVPEncoder(cfg)
-    model.load_state_dict(read_cavp_checkpoint(path, cfg), strict=True)
+    load_strict(model, read_cavp_checkpoint(path, cfg), path, CAVP_LAYOUT)
     return model.eval().requires_grad_(False)
 
 
 def load_released(model: CAVPEncoder, weights_dir: str) -> None:
     """``cavp_epoch66.ckpt`` from ``weights_dir``, converted and strictly checked."""
-    model.load_state_dict(read_cavp_checkpoint(os.path.join(weights_dir, CAVP_CHECKPOINT), model.cfg), strict=True)
+    path = os.path.join(weights_dir, CAVP_CHECKPOINT)
+    load_strict(model, read_cavp_checkpoint(path, model.cfg), path, CAVP_LAYOUT)
 
 
 register_encoder(CAVPConfig, CAVPEncoder, RELEASED_FILES, load_released)

@@ -11,7 +11,7 @@ Each encoder module (``cavp.py``, ``timechat.py``, ``audiomae.py``, ...) provide
 * the model, built as ``Model(config)``; a visual one has ``encode(frames_uint8, clip) -> (B, N, D)``
   for (B, T, H, W, 3) uint8 frames and the ``ClipConfig`` they were sampled with;
 * ``RELEASED_FILES`` (the files it reads from a weights folder; ``"a|b"``: either) and ``load_released(model, weights_dir)``
-  (reads them with safetensors or ``torch.load(weights_only=True)``, converts and strictly checks every key);
+  (reads them weights-only and loads them with every key checked, both with ``extractors.checkpoint``);
 
 and registers the three with :func:`register_encoder`. ``MFM_WEIGHTS`` is read here, when weights load.
 """

@@ -63,6 +63,7 @@ from timm.models.eva import Eva
 from transformers import (Blip2QFormerConfig, Blip2QFormerModel, BertTokenizerFast, InstructBlipQFormerConfig,
                           InstructBlipQFormerModel)
 
+from extractors.checkpoint import check_keys, load_strict, read_checkpoint
 from extractors.clip import ClipConfig
 from extractors.encoders import StreamSpec, register_encoder
 from extractors.frames import resize_frames
@@ -373,7 +374,7 @@ def timechat_key_map(key: str, source: str = "lavis") -> str | None:
     ``frame_qformer.*``, ``video_Qformer.bert.*`` -> ``video_qformer.*`` (``embeddings.LayerNorm`` ->
     ``layernorm``), ``attention.self`` -> ``attention.attention``, ``video_frame_position_embedding``
     -> ``frame_position_embedding``; ``ln_vision``, ``query_tokens`` and ``video_query_tokens`` keep
-    their names. Unknown keys pass through unchanged, so the strict load names them.
+    their names. Unknown keys pass through unchanged, so the strict key check names them.
     """
     if source == "eva":
         return None if key.startswith(EVA_DROPPED_PREFIXES) else f"visual_encoder.{key}"
@@ -406,13 +407,18 @@ def convert_timechat_state_dict(state_dict: dict, source: str = "lavis") -> dict
     return out
 
 
-def merge_timechat_checkpoints(raw: dict[str, dict], cfg: TimeChatConfig = TimeChatConfig()) -> dict:
+TIMECHAT_LAYOUT = "TimeChat's released files for this config"  # what a mismatch says they are not
+
+
+def merge_timechat_checkpoints(raw: dict[str, dict], cfg: TimeChatConfig = TimeChatConfig(),
+                               origin: str = "state dicts") -> dict:
     """The three released state dicts (keyed by file name, see ``TIMECHAT_FILES``) -> one checked
     ``TimeChatVisual`` state dict, merged in TimeChat's order (later files override earlier keys).
 
     As LAVIS / TimeChat: ViT blocks beyond ``vit_depth`` are ignored (EVA-CLIP-g has 40, BLIP-2 uses 39),
     and a frame position table of another length is resized with ``F.interpolate(mode="nearest")``.
-    Missing / unexpected keys and wrong shapes raise torch's strict-load ``RuntimeError`` naming them.
+    Missing / unexpected keys and wrong shapes are a one-line ``StateDictMismatchError`` naming
+    ``origin`` and the first of them.
     """
     merged = {}
     for name in TIMECHAT_FILES:
@@ -422,9 +428,9 @@ def merge_timechat_checkpoints(raw: dict[str, dict], cfg: TimeChatConfig = TimeC
     key = "frame_position_embedding.weight"
     if key in merged and merged[key].shape[0] != cfg.max_frame_pos:  # TimeChat's interpolate_frame_pos_embed
         merged[key] = F.interpolate(merged[key].T[None].float(), size=cfg.max_frame_pos, mode="nearest")[0].T
-    with torch.device("meta"):
+    with torch.device("meta"):  # the config's keys and shapes, no memory
         reference = TimeChatVisual(replace(cfg, precision="fp32"))
-    reference.load_state_dict(merged, strict=True, assign=True)  # raises with the offending key names
+    check_keys(reference.state_dict(), merged, origin, TIMECHAT_LAYOUT)
     return merged
 
 
@@ -446,8 +452,9 @@ def load_released(model: TimeChatVisual, weights_dir: str) -> None:
         path = os.path.join(weights_dir, file)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"TimeChat checkpoint not found: {path} (download {file} from {source})")
-        raw[file] = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(merge_timechat_checkpoints(raw, model.cfg), strict=True)
+        raw[file] = read_checkpoint(path)
+    origin = os.path.join(weights_dir, "{" + ", ".join(TIMECHAT_FILES) + "}")
+    load_strict(model, merge_timechat_checkpoints(raw, model.cfg, origin), origin, TIMECHAT_LAYOUT)
     if tokenizer_dir is not None:
         model._tokenizer = build_tokenizer(tokenizer_dir)
 

@@ -5,6 +5,22 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Mapping
+
+
+class ArgumentError(ValueError):
+    """A refused argument: one line that starts with the argument's name (``argument``, as the check
+    was told it) followed by ``rest``. An entry point that spells its arguments otherwise (a command
+    line's ``--steps`` for the API's ``num_inference_steps``) runs the API's own checks and rewords
+    only the name, with :meth:`spelled`: one set of rules, each caller's own words."""
+
+    def __init__(self, argument: str, rest: str):
+        super().__init__(argument + rest)
+        self.argument, self.rest = argument, rest
+
+    def spelled(self, names: Mapping[str, str]) -> "ArgumentError":
+        """The same error naming the argument as ``names`` ({name: spelling}) spells it, if it is there."""
+        return ArgumentError(names.get(self.argument, self.argument), self.rest)
 
 
 def _allowed(kind: str, low=None, high=None, above=None, below=None) -> str:
@@ -24,7 +40,7 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
     """``value`` as an int in [low, high]; bools and floats (even 2.0) are refused."""
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not (ok and (low is None or value >= low) and (high is None or value <= high)):
-        raise ValueError(f"{name} must be {_allowed('an integer', low, high)}, got {shown(value)}")
+        raise ArgumentError(name, f" must be {_allowed('an integer', low, high)}, got {shown(value)}")
     return int(value)
 
 
@@ -36,11 +52,11 @@ def check_number(name: str, value, low=None, high=None, *, above=None, below=Non
         number = math.nan
     ok = math.isfinite(number) and (low is None or number >= low) and (high is None or number <= high)
     if not (ok and (above is None or number > above) and (below is None or number < below)):
-        raise ValueError(f"{name} must be {_allowed('a finite number', low, high, above, below)}{unit}, got {shown(value)}")
+        raise ArgumentError(name, f" must be {_allowed('a finite number', low, high, above, below)}{unit}, got {shown(value)}")
     return number
 
 
 def check_choice(name: str, value, choices) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {shown(value)}")
+        raise ArgumentError(name, f" must be one of {', '.join(choices)}, got {shown(value)}")
     return value

@@ -3,10 +3,10 @@
 ``MapperOptions`` owns the architecture and the paper's ablation switches, with their defaults, in
 one place: the Lightning module takes it as ``model.mapper`` in the training YAML, and
 ``MapperConfig`` stores its fields flat in config.json. Besides them the config records the shapes
-of the named visual feature streams it reads (copied from the extractor preset by
-``MapperConfig.from_preset``, because a saved mapper must be usable on its own), which preset
-produced them, and which AudioLDM-2 its outputs condition, so ``load_pipeline()`` can pick the
-matching frozen models without being told.
+of the named visual feature streams it reads and of the tokens it predicts (copied from the extractor
+preset by ``MapperConfig.from_preset``, because a saved mapper must be usable on its own; left out,
+they are the paper preset's), which preset produced them, and which AudioLDM-2 its outputs
+condition, so ``load_pipeline()`` can pick the matching frozen models without being told.
 """
 from __future__ import annotations
 
@@ -72,9 +72,9 @@ class MapperConfig(PretrainedConfig):
         self,
         streams: dict[str, dict] | None = None,  # stream name -> StreamSpec.to_dict()
         stream_order: list[str] | None = None,  # fusion order (config.json sorts dict keys; a list keeps it)
-        num_frames: int = 40,  # frames of the clip window (fps x seconds of the preset)
-        num_audio_tokens: int = 8,  # pooled AudioMAE tokens (the GPT-2 stream of AudioLDM-2)
-        audio_token_dim: int = 768,  # = GPT-2 width: outputs are fed back as inputs
+        num_frames: int | None = None,  # frames of the clip window (fps x seconds of the preset)
+        num_audio_tokens: int | None = None,  # pooled AudioMAE tokens (the GPT-2 stream of AudioLDM-2)
+        audio_token_dim: int | None = None,  # = GPT-2 width: outputs are fed back as inputs
         extractor_preset: str = "paper",
         extractor_fingerprint: str = "",
         audioldm2: str = "cvssp/audioldm2",
@@ -83,11 +83,17 @@ class MapperConfig(PretrainedConfig):
         options = MapperOptions(**{name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs})
         for name in OPTION_NAMES:
             setattr(self, name, getattr(options, name))
-        if streams is None:  # the paper's streams, from the paper preset's encoders (their one owner)
+        if None in (streams, num_frames, num_audio_tokens, audio_token_dim):
+            # A shape not given is the paper preset's, read from its owners: the clip timing (ClipConfig:
+            # the frames), the encoders (the streams) and AudioMAE (the token count and width).
             from extractors.presets import get_preset
 
-            paper = get_preset("paper").visual
-            streams = {name: config.stream(num_frames).to_dict() for name, config in paper.items()}
+            paper = get_preset("paper")
+            num_frames = paper.clip.num_frames if num_frames is None else num_frames
+            num_audio_tokens = paper.dims.num_audio_tokens if num_audio_tokens is None else num_audio_tokens
+            audio_token_dim = paper.dims.audio_token_dim if audio_token_dim is None else audio_token_dim
+            if streams is None:  # the paper's encoders at this clip length
+                streams = {name: config.stream(num_frames).to_dict() for name, config in paper.visual.items()}
         self.streams = streams
         self.stream_order = list(stream_order) if stream_order is not None else list(streams)
         if sorted(self.stream_order) != sorted(self.streams):

@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
+from extractors.checkpoint import check_keys, read_safetensors_shapes
 from mapper.config import MapperConfig
 from mapper.diffusion_mapper import DiffusionMapperModel
 from mapper.model import MapperBase, MapperModel
@@ -42,15 +42,8 @@ def check_weights_match_folder(path: str | os.PathLike) -> MapperConfig:
 
 
 def check_weights_match(model: torch.nn.Module, weights_file: str | os.PathLike) -> None:
-    """Every weight of ``model`` is in ``weights_file`` with its shape, and nothing else is: otherwise a
-    config that disagrees with its weights would load with random layers and generate silently."""
-    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    with safe_open(str(weights_file), framework="pt") as f:
-        stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-    missing = sorted(set(expected) - set(stored))
-    unexpected = sorted(set(stored) - set(expected))
-    reshaped = sorted(name for name in set(expected) & set(stored) if expected[name] != stored[name])
-    problems = [f"{len(names)} {kind} (e.g. {names[0]})" for kind, names in
-                (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if names]
-    if problems:
-        raise ValueError(f"{weights_file}: weights do not match config.json: {', '.join(problems)}")
+    """Every weight of ``model`` is in ``weights_file`` with its shape, and nothing else is (read from the
+    file's header: no weight is loaded): otherwise a config that disagrees with its weights would load
+    with random layers and generate silently. A mismatch is one line naming the file and the first keys."""
+    stored = read_safetensors_shapes(weights_file)
+    check_keys(model.state_dict(), stored, weights_file, "the weights config.json describes")

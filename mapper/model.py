@@ -3,8 +3,9 @@
 Training (teacher forcing): GPT-2 reads `fused (S) ⊕ target[:-1] (N-1)` as `inputs_embeds`; the
 last hidden states at positions S-1 .. S+N-2 are the predictions of target tokens 0 .. N-1.
 Inference: N autoregressive steps with GPT-2's KV cache, each output hidden state fed back as the
-next input embedding — the same continuous-token loop AudioLDM-2 runs with its own GPT-2, which
-is why the GPT-2 width equals the AudioMAE token width and there is no LM head.
+next input embedding — the same continuous-token loop AudioLDM-2 runs with its own GPT-2 (one loop
+for both: :func:`extractors.gpt2_decoding.generate_hidden_states`), which is why the GPT-2 width
+equals the AudioMAE token width and there is no LM head.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2Model, PreTrainedModel
 
+from extractors.gpt2_decoding import generate_hidden_states
 from mapper.config import MapperConfig
 from mapper.fusion import VisualFusion
 
@@ -99,11 +101,4 @@ class MapperModel(MapperBase):
     @torch.no_grad()
     def generate(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """N cached autoregressive steps -> predicted AudioMAE tokens (B, N, D)."""
-        out = self.gpt2(inputs_embeds=self.fuse(features), use_cache=True)
-        step = out.last_hidden_state[:, -1:]  # (B, 1, D): prediction of token 0
-        tokens = [step]
-        for _ in range(self.config.num_audio_tokens - 1):
-            out = self.gpt2(inputs_embeds=step, past_key_values=out.past_key_values, use_cache=True)
-            step = out.last_hidden_state[:, -1:]
-            tokens.append(step)
-        return torch.cat(tokens, dim=1)
+        return generate_hidden_states(self.gpt2, self.fuse(features), self.config.num_audio_tokens)  # prefix (B, S, D)

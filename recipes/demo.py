@@ -6,8 +6,8 @@ window joins and, for a toy example, the true events marked.
 
 Without --mapper the last trained mapper is used (on a fresh install the page says how to train
 one). The toy examples come from --world, else the world the default toy training builds
-(data/toy/world under the current folder), else a small world built on first start in
-$MFM_HOME/demo_world. The model is loaded on the first generation, once. Nothing reaches the
+(``toy_world.folders.WORLD_DIR`` under the current folder), else a small world built on first start
+in $MFM_HOME/demo_world. The model is loaded on the first generation, once. Nothing reaches the
 network: Gradio's analytics are off and the models are read from disk. Every option is checked
 before anything is loaded (exit 2 with one `error:` line).
 """
@@ -17,7 +17,6 @@ import argparse
 import atexit
 import filecmp
 import ipaddress
-import json
 import math
 import os
 import re
@@ -30,8 +29,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recipes.cli import OneLineArgumentParser, int_in_range, usage_error
+
+if TYPE_CHECKING:  # for the annotations; toy_world (av, numpy) is imported where it is used
+    from toy_world import ToyWorld
 
 # Offline: before gradio or huggingface_hub is imported (they read these at import).
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -39,7 +42,6 @@ for _name, _value in {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "D
     os.environ.setdefault(_name, _value)
 
 TRAIN_COMMAND = "python -m recipes.train_mapper"
-TOY_TRAINING_CONFIG = Path(__file__).parent / "configs" / "toy.yaml"
 DEMO_WORLD = {"num_clips": 5, "seed": 0}  # built in $MFM_HOME/demo_world when no toy world is found
 MAX_EXAMPLES = 8
 DEFAULT_PRESET = "fast"
@@ -100,50 +102,51 @@ def find_mapper(option: str | None) -> tuple[Path | None, str]:
         return None, str(error)
 
 
-def find_world(option: str | None) -> tuple[Path, bool]:
-    """(toy world folder, whether it exists): --world, the toy training's world, or $MFM_HOME/demo_world."""
+def find_world(option: str | None) -> tuple[Path, ToyExamples | None]:
+    """(toy world folder, its examples, or None while it is not built): --world, the toy training's
+    world, or $MFM_HOME/demo_world. ValueError of one line if --world is not a toy world."""
+    from toy_world import read_world
+    from toy_world.folders import WORLD_DIR
+    from toy_world.layout import is_complete
+
     if option is not None:
         root = Path(option)
-        if not (root / "world.json").is_file() or not (root / "videos").is_dir():
-            raise ValueError(f"--world {root}: not a toy world (needs world.json and videos/)")
-        return root, True
-    import yaml
-
-    trained = Path(yaml.safe_load(TOY_TRAINING_CONFIG.read_text())["data"]["toy_world"]["root"])
-    if (trained / "metadata.csv").is_file():  # metadata.csv is written last: a complete world
-        return trained, True
+        try:
+            world = read_world(root)
+        except ValueError as error:
+            raise ValueError(f"--world {error}") from None
+        if not world.videos_dir.is_dir():
+            raise ValueError(f"--world {root}: not a toy world (no {world.videos_dir.name}/ folder)")
+        return root, ToyExamples.of(world)
+    trained = Path(WORLD_DIR)
+    if is_complete(trained):
+        return trained, ToyExamples.of(read_world(trained))
     from mapper.last_mapper import home
 
     demo = home() / "demo_world"
-    return demo, (demo / "metadata.csv").is_file()
+    return demo, ToyExamples.of(read_world(demo)) if is_complete(demo) else None
 
 
 # ---------------------------------------------------------------- the toy world
 
 
-@dataclass
-class ToyWorld:
-    """A toy world's clips (world.json) whose videos are on disk."""
+@dataclass(frozen=True)
+class ToyExamples:
+    """The clips of a toy world (``toy_world.ToyWorld``) whose videos are on disk: the page's examples."""
 
-    root: Path
+    world: ToyWorld
     clips: list[dict]
 
     @classmethod
-    def load(cls, root: Path) -> "ToyWorld":
-        """ValueError (one line) if world.json cannot be read as a toy world."""
-        try:
-            clips = json.loads((root / "world.json").read_text())["clips"]
-            world = cls(root, [clip for clip in clips if (root / "videos" / f"{clip['id']}.mp4").is_file()])
-            for clip in world.clips:  # the fields the page reads
-                if not {"label", "split", "events"} <= clip.keys() or not {"times", "lengths"} <= clip["events"].keys():
-                    raise KeyError(f"clip {clip['id']} lacks a label, split or events")
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            reason = f"{type(error).__name__}: {error}"
-            raise ValueError(f"{root / 'world.json'}: not a readable toy world ({reason})") from None
-        return world
+    def of(cls, world: ToyWorld) -> "ToyExamples":
+        return cls(world, [clip for clip in world.clips() if world.video_path(clip["id"]).is_file()])
+
+    @property
+    def root(self) -> Path:
+        return self.world.root
 
     def video(self, clip: dict) -> Path:
-        return self.root / "videos" / f"{clip['id']}.mp4"
+        return self.world.video_path(clip["id"])
 
     def examples(self) -> list[dict]:
         """Up to MAX_EXAMPLES clips, held-out ones first (a trained mapper has not seen them)."""
@@ -159,14 +162,14 @@ class ToyWorld:
         return None
 
 
-def build_world(root: Path) -> ToyWorld | None:
+def build_world(root: Path) -> ToyExamples | None:
     """A small toy world in ``root`` for the examples (None, said on stderr, if it cannot be built)."""
-    from toy_world import make_toy_world
+    from toy_world import make_toy_world, read_world
 
     print(f"building a small toy world in {root} (first start only) ...", flush=True)
     try:
         make_toy_world(root, **DEMO_WORLD)
-        return ToyWorld.load(root)
+        return ToyExamples.of(read_world(root))
     except (OSError, ValueError) as error:
         print(f"no toy examples: {one_line(error)}", file=sys.stderr)
         return None
@@ -201,7 +204,7 @@ class StepCounter:
 class Demo:
     """What the page's events run: one lazily loaded pipeline, outputs in a folder of this server."""
 
-    def __init__(self, mapper_dir: Path | None, device: str, world: ToyWorld | None):
+    def __init__(self, mapper_dir: Path | None, device: str, world: ToyExamples | None):
         self.mapper_dir, self.device, self.world = mapper_dir, device, world
         self._pipeline = None
         self._lock = threading.Lock()
@@ -402,8 +405,7 @@ def main(argv=None) -> int:
         check_host(args.host)
         check_port_free(args.host, args.port)
         mapper_dir, why = find_mapper(args.mapper)
-        world_root, world_exists = find_world(args.world)
-        world = ToyWorld.load(world_root) if world_exists else None
+        world_root, world = find_world(args.world)
         from mapper.generation.arguments import check_device  # imports torch
 
         device = str(check_device(args.device, "--device"))

@@ -30,6 +30,7 @@ from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, check_folder_option
 def parse_args(argv=None) -> argparse.Namespace:
     from evaluation.embedders import SUITE_PRESETS
     from evaluation.pairing import NAME_RULES
+    from evaluation.protocol import SCORED_SECONDS
     from evaluation.suite import ALL_METRICS
 
     parser = OneLineArgumentParser(prog="python -m recipes.evaluate", description=__doc__.split("\n\n")[1])
@@ -37,8 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--reference", required=True, help="folder of reference audio, same names")
     parser.add_argument("--videos", default=None, help="folder of the reference videos, same names (IB-Score, DeSync)")
     parser.add_argument("--out", required=True, help="folder for metrics.json and metrics.md")
-    parser.add_argument("--audio-length", type=float, default=8.0,
-                        help="seconds of each file that are scored (av-benchmark's protocol for VGGSound: 8)")
+    parser.add_argument("--audio-length", type=float, default=SCORED_SECONDS,
+                        help="seconds of each file that are scored (av-benchmark's protocol for VGGSound: "
+                             f"{SCORED_SECONDS:g})")
     parser.add_argument("--preset", default="paper", choices=SUITE_PRESETS,
                         help="embedders: paper (released weights from --weights-dir / $MFM_WEIGHTS), tiny (random, "
                              "tests) or toy (PANNs trained on the toy world, shipped; the others tiny)")

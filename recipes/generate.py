@@ -22,28 +22,26 @@ from pathlib import Path
 from extractors.atomic import remove_stale_temporaries, temporary_path
 from extractors.manifest import VIDEO_SUFFIXES, list_clips
 from extractors.video import MediaReadError, probe_duration
-from mapper.generation.arguments import (
-    check_batch_size,
-    check_choice,
-    check_device,
-    check_duration,
-    check_guidance,
-    check_negative_needs_guidance,
-    check_overlap,
-    check_reference_audio,
-    check_seed,
-    check_steps,
-)
+from mapper.generation.arguments import ArgumentError, check_choice, check_device
 from mapper.generation.long_form import JOIN_MODES
 from mapper.generation.sampling import NEGATIVE_MODES, SAMPLING_PRESETS
 from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, usage_error
 
 DTYPES = ("fp32", "fp16", "bf16")
+# The options that are VideoToAudioPipeline.__call__ arguments: its keyword -> the option. The command
+# line's request is checked by the pipeline's own checks (check_call), whose errors then name the option.
+CALL_OPTIONS = {
+    "preset": "--preset", "scheduler": "--scheduler", "num_inference_steps": "--steps", "guidance_scale": "--guidance",
+    "negative_prompt": "--negative-prompt", "negative_mode": "--negative-mode", "seed": "--seed", "mode": "--mode",
+    "overlap_seconds": "--overlap", "reference_audio": "--reference-audio", "duration": "--duration",
+    "batch_size": "--batch-size",
+}
+NUMBERS = ("num_inference_steps", "guidance_scale", "seed", "overlap_seconds", "duration", "batch_size")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """The command line, values as strings: `check_args` turns them into numbers and choices with the
-    rules the Python API uses (mapper.generation.arguments), so both say the same about a bad value."""
+    """The command line, values as strings: `plan_call` turns them into numbers and checks them with the
+    Python API's own checks (``VideoToAudioPipeline.check_call``), so both say the same about a bad value."""
     parser = OneLineArgumentParser(prog="python -m recipes.generate", description=__doc__.split("\n")[2].split(". ")[0] + ".")
     parser.add_argument("input", help="video file, folder of videos, or VGGSound-style CSV")
     parser.add_argument("--out", required=True, help="output folder, or a .wav path for a single video")
@@ -87,38 +85,30 @@ def _number(text: str | None):
     return text
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Check every option before any model is loaded, turning numbers into numbers in place.
-
-    Raises ValueError of one line naming the option; the rules are mapper.generation.arguments',
-    the same the Python API checks with.
-    """
-    from mapper.decoders.audioldm2 import audioldm2_scheduler
-    from mapper.generation.sampling import scheduler_class
-
-    check_choice("--preset", args.preset, tuple(SAMPLING_PRESETS))
-    check_choice("--mode", args.mode, JOIN_MODES)
+def check_run_options(args: argparse.Namespace) -> None:
+    """The options that are not the pipeline's arguments but how it is loaded: --dtype, --device."""
     check_choice("--dtype", args.dtype, DTYPES)
-    if args.negative_mode is not None:
-        check_choice("--negative-mode", args.negative_mode, NEGATIVE_MODES)
-    schedule = audioldm2_scheduler()  # AudioLDM-2's noise schedule: the steps' bound, the schedulers that fit
-    if args.scheduler is not None:
-        scheduler_class(schedule, args.scheduler, "--scheduler")
-    if args.steps is not None:
-        args.steps = check_steps(_number(args.steps), "--steps", most=schedule.config.num_train_timesteps)
-    if args.guidance is not None:
-        args.guidance = check_guidance(_number(args.guidance), "--guidance")
-    guidance = args.guidance if args.guidance is not None else SAMPLING_PRESETS[args.preset].guidance_scale
-    check_negative_needs_guidance(guidance, {"--negative-prompt": args.negative_prompt, "--negative-mode": args.negative_mode})
-    args.seed = check_seed(_number(args.seed), "--seed")
-    args.batch_size = check_batch_size(_number(args.batch_size), "--batch-size")
-    if args.duration is not None:
-        args.duration = check_duration(_number(args.duration), "--duration")
-    check_reference_audio(args.reference_audio, "--reference-audio")
     check_device(args.device, "--device")
-    window = check_model_args(args)
-    if args.overlap is not None:
-        args.overlap = check_overlap(_number(args.overlap), "--overlap", window=window)
+
+
+def plan_call(args: argparse.Namespace, jobs: list[Job]):
+    """The jobs as one ``VideoToAudioPipeline`` request (a ``CallPlan``), checked by the pipeline's own
+    checks and, against AudioLDM-2's noise schedule and the mapper's clip window (read from configs: no
+    model is built), by what the loaded pipeline checks again; ValueError of one line naming the option."""
+    from mapper.decoders.audioldm2 import audioldm2_scheduler
+    from mapper.generation.call_plan import check_against_models
+    from mapper.generation.pipeline import VideoToAudioPipeline
+
+    options = {keyword: getattr(args, option[2:].replace("-", "_")) for keyword, option in CALL_OPTIONS.items()}
+    options.update({keyword: _number(options[keyword]) for keyword in NUMBERS if options[keyword] is not None})
+    try:
+        call = VideoToAudioPipeline.check_call([j.video for j in jobs], [j.label for j in jobs],
+                                               start=[j.start for j in jobs], **options)  # fmt: skip
+        window = check_model_args(args)
+        check_against_models(call.sampling, call.long_form, audioldm2_scheduler(), window)
+    except ArgumentError as error:
+        raise error.spelled(CALL_OPTIONS) from None
+    return call
 
 
 def check_model_args(args: argparse.Namespace) -> float:
@@ -263,24 +253,20 @@ class WavSink:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mapper.generation import AudioChunk, ClipDone, GenerationRequest, loading
-    from mapper.generation.long_form import LongFormConfig
+    from mapper.generation import AudioChunk, ClipDone, loading
     from mapper.generation.mux import mux_audio
-    from mapper.generation.sampling import sampling_config
 
-    try:
-        check_args(args)
+    try:  # every option, before any model is loaded
+        check_run_options(args)
         jobs = plan_jobs(args)
-        sampling = sampling_config(
-            args.preset, scheduler=args.scheduler, num_inference_steps=args.steps, guidance_scale=args.guidance,
-            negative_prompt=args.negative_prompt, negative_mode=args.negative_mode,
-        )  # fmt: skip
-        long_form = LongFormConfig(args.mode, **({} if args.overlap is None else {"overlap_seconds": args.overlap}))
+        call = plan_call(args, jobs)
     except (FileNotFoundError, ValueError) as error:
         return usage_error(error)
     remove_stale_outputs(jobs)
+    requests = call.requests  # one per job
     if args.skip_existing:
-        jobs = [j for j in jobs if not (j.wav.is_file() and (j.mp4 is None or j.mp4.is_file()))]
+        todo = [i for i, j in enumerate(jobs) if not (j.wav.is_file() and (j.mp4 is None or j.mp4.is_file()))]
+        jobs, requests = [jobs[i] for i in todo], [requests[i] for i in todo]
     if not jobs:
         print("nothing to do: every output exists")
         return 0
@@ -293,8 +279,10 @@ def main(argv=None) -> int:
     try:
         pipeline = loading.load_pipeline(mapper=args.mapper, audioldm2=args.audioldm2, extractors=args.extractors,
                                          device=args.device, dtype=args.dtype, progress=not args.no_progress)  # fmt: skip
-        requests = [GenerationRequest(j.video, j.label, j.start, args.duration, args.reference_audio) for j in jobs]
-        events = pipeline.stream(requests, sampling, long_form, args.seed, batch_size=args.batch_size)  # checks first
+        try:  # the loaded models' own bounds, checked first
+            events = pipeline.stream(requests, call.sampling, call.long_form, call.seed, batch_size=call.batch_size)
+        except ArgumentError as error:
+            raise error.spelled(CALL_OPTIONS) from None
     except (FileNotFoundError, ValueError, OSError) as error:
         return usage_error(error)
     pipeline.set_progress_bar_config(disable=args.no_progress, leave=False)  # step bars vanish when done

@@ -18,15 +18,17 @@ from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, int_in_range, usage
 
 def parse_args(argv=None) -> argparse.Namespace:
     from recipes.tables.grid import TABLES, VARIANTS
+    from recipes.tables.scales import SCALES
 
+    toy = SCALES["toy"]
     parser = OneLineArgumentParser(prog="python -m recipes.paper_tables", description=__doc__.split("\n\n")[1])
     parser.add_argument("--scale", default="toy", choices=("toy", "paper"),
                         help="toy: the toy recipe on the toy world (CPU); paper: paper.yaml on a VGGSound cache")
     parser.add_argument("--cache", default=None,
-                        help="feature cache to train on (toy default: data/toy/cache, built with the world if absent)")
+                        help=f"feature cache to train on (toy default: {toy.cache}, built with the world if absent)")
     parser.add_argument("--videos", default=None,
                         help="test videos: a toy world, a VGGSound-style CSV or a folder (its test split, else all; "
-                             "toy default: data/toy/world)")
+                             f"toy default: {toy.videos})")
     parser.add_argument("--out", default=None, help="folder for the runs, tables.md, tables.json, convergence.png "
                                                      "(default: runs/tables/SCALE, runs/tables/quick)")
     parser.add_argument("--seeds", type=int_in_range(1, 100), default=None, help="seeds per variant (default 3)")

@@ -22,6 +22,7 @@ from mapper.training.checkpointing import (SafeCheckpointIO, UnsafeCheckpointErr
                                             load_checkpoint_file)
 from mapper.training.data import DataError
 from mapper.training.metrics import evaluate_mapper, format_report
+from mapper.training.model_card import TrainingRecord, write_model_card
 from recipes.cli import usage_error
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -96,6 +97,8 @@ def main(args: list[str] | None = None) -> dict | int:
     export_dir = Path(cli.config["export_dir"])
     model.mapper.save_pretrained(export_dir)  # before anything else can fail: the trained mapper is kept
     remember_last_mapper(export_dir)
+    record = _training_record(cli, data)
+    write_model_card(export_dir, model.mapper.config, record)  # a card from the start; figures added below
     print(f"mapper saved to {export_dir}")
     metrics = {}
     if len(data.splits["test"]):
@@ -103,7 +106,8 @@ def main(args: list[str] | None = None) -> dict | int:
         for logger in trainer.loggers:
             logger.log_metrics({f"test/{name}": value for name, value in metrics.items()}, step=trainer.global_step)
             logger.save()
-        print(format_report(metrics))
+        record.held_out = format_report(metrics)
+        print(record.held_out)
     else:
         print(f"{data.cache.root}: no clips in the 'test' split; held-out metrics skipped")
 
@@ -111,9 +115,23 @@ def main(args: list[str] | None = None) -> dict | int:
     if sample:
         _render_sample(export_dir, *sample, steps=cli.config["sample_steps"])
     if cli.config["toy_report_clips"] and data.toy_world is not None:
-        metrics["toy_report"] = _toy_report(export_dir, data.toy_world.root, cli.config["toy_report_clips"],
-                                            steps=cli.config["sample_steps"])
+        metrics["toy_report"], record.toy_report = _toy_report(export_dir, data.toy_world.root,
+                                                               cli.config["toy_report_clips"],
+                                                               steps=cli.config["sample_steps"])
+    write_model_card(export_dir, model.mapper.config, record)
     return metrics
+
+
+def _training_record(cli, data: MapperDataModule) -> TrainingRecord:
+    """What the model card says of this run: its config and the data it saw."""
+    world = data.toy_world
+    dataset = f"toy-foley (seed {world.seed})" if world is not None else data.cache.root.name
+    data_lines = [f"feature cache: `{data.cache.root}` (extractor preset `{data.preset}`)",
+                  "clips: " + ", ".join(f"{split} {len(rows)}" for split, rows in data.splits.items())]
+    if world is not None:
+        data_lines.append(f"toy world: `{world.root}`, {world.num_clips} clips, seed {world.seed}")
+    return TrainingRecord(training_config_yaml=cli.parser.dump(cli.config, skip_none=False), dataset=dataset,
+                          data_lines=data_lines, init_language_model=cli.config["model"].get("init_language_model"))
 
 
 def _fix_checkpoint_dir(trainer) -> None:
@@ -153,7 +171,8 @@ def _render_sample(mapper_dir: Path, video: str, label: str | None, steps: int) 
     print(f"sample: {out} ({len(result.audio) / result.sample_rate:.2f} s from {video})")
 
 
-def _toy_report(mapper_dir: Path, world: Path, clips: int, steps: int) -> dict:
+def _toy_report(mapper_dir: Path, world: Path, clips: int, steps: int) -> tuple[dict, str | None]:
+    """The toy report (dict) and its printed table, or ({}, None) when the world is too small for one."""
     from evaluation.toy_report import format_toy_report, toy_report
     from mapper.generation.loading import load_pipeline
     from mapper.generation.sampling import sampling_config
@@ -163,9 +182,10 @@ def _toy_report(mapper_dir: Path, world: Path, clips: int, steps: int) -> dict:
                             sampling=sampling_config("fast", num_inference_steps=steps))
     except ValueError as error:  # e.g. a world too small to hold two test clips: the mapper is saved already
         print(f"toy report skipped: {error}")
-        return {}
-    print(format_toy_report(report))
-    return report
+        return {}, None
+    table = format_toy_report(report)
+    print(table)
+    return report, table
 
 
 def console() -> None:

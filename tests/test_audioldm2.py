@@ -7,6 +7,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import hashlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -14,11 +15,12 @@ import torch  # noqa: E402
 from diffusers import AudioLDM2Pipeline  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
+from extractors.gpt2_decoding import generate_hidden_states  # noqa: E402
 from mapper.decoders.audioldm2 import (  # noqa: E402
     AUDIOMAE_TOKENS,
+    DEFAULT_NEGATIVE_PROMPT,
     build_tiny_audioldm2,
     encode_labels,
-    generate_hidden_states,
     load_audioldm2,
     negative_tokens,
     render,
@@ -148,7 +150,7 @@ def test_encode_labels_is_the_pipelines_t5_stream(pipe, pipe_lm):
 
 @pytest.mark.parametrize("model", ["GPT2Model", "GPT2LMHeadModel"])
 def test_gpt2_loop_equals_the_pipelines_generate_language_model(pipe, pipe_lm, model):
-    texts = ["low quality, average quality", "dog barking"]  # padded batch exercises the mask
+    texts = [DEFAULT_NEGATIVE_PROMPT, "dog barking"]  # padded batch exercises the mask
     t5, t5_mask = encode_labels(pipe, texts)
     clap = _clap_text_embeds(pipe, texts)
     projected = pipe.projection_model(
@@ -159,9 +161,12 @@ def test_gpt2_loop_equals_the_pipelines_generate_language_model(pipe, pipe_lm, m
             projected.hidden_states, attention_mask=projected.attention_mask, max_new_tokens=AUDIOMAE_TOKENS
         )
     language_model = pipe.language_model if model == "GPT2Model" else pipe_lm.language_model
-    ours = generate_hidden_states(language_model, projected.hidden_states, projected.attention_mask)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = generate_hidden_states(language_model, projected.hidden_states, AUDIOMAE_TOKENS, projected.attention_mask)
     assert ours.shape == (2, AUDIOMAE_TOKENS, WIDTH)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+    assert not [w for w in caught if "deprecated" in str(w.message)]  # the cache goes in as transformers wants it
 
 
 def test_text_condition_is_the_pipelines_generated_prompt_embeds(pipe, pipe_lm):
@@ -196,7 +201,7 @@ def test_batch_padding_is_invisible(pipe):
 def test_negative_modes(pipe):
     zeros = negative_tokens(pipe, mode="zeros")
     assert zeros.shape == (AUDIOMAE_TOKENS, WIDTH) and not zeros.any()
-    learned = negative_tokens(pipe, "low quality, average quality", num_tokens=4)
+    learned = negative_tokens(pipe, DEFAULT_NEGATIVE_PROMPT, num_tokens=4)
     assert learned.shape == (4, WIDTH) and learned.abs().sum() > 0
     with pytest.raises(ValueError, match="negative mode"):
         negative_tokens(pipe, mode="random")

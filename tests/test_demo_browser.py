@@ -15,7 +15,6 @@ chromium and chromedriver are required (the test fails, it does not skip, withou
 from __future__ import annotations
 
 import io
-import json
 import os
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from recipes.demo import main
+from toy_world import read_world
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -73,8 +73,9 @@ def test_demo_page_in_a_real_browser(tmp_path):
     try:
         driver = _chromium()
         driver.get(url)
-        clip = max(json.loads((world / "world.json").read_text())["clips"], key=lambda c: len(c["events"]["times"]))
-        _upload(driver, server, world / "videos" / f"{clip['id']}.mp4")
+        toy = read_world(world)
+        clip = max(toy.clips(), key=lambda c: len(c["events"]["times"]))
+        _upload(driver, server, toy.video_path(clip["id"]))
         _wait(driver, lambda: "toy example" in _status(driver), "the upload's status line", server)
         _set_text(driver, "#label textarea", clip["label"])
         _set_text(driver, "#steps input[type=number]", str(STEPS))

@@ -3,6 +3,7 @@ video with the CLI and the Python API; bad input gives a one-line error naming t
 import numpy as np
 import pytest
 import soundfile as sf
+from huggingface_hub import ModelCard
 
 import mapper
 from extractors.manifest import list_clips
@@ -46,6 +47,9 @@ def test_train_mapper_reports_exports_and_renders_a_sample(trained):
     audio, rate = sf.read(work / "mapper" / "sample.wav")
     assert rate == 16000 and audio.ndim == 1 and len(audio) > 0
     assert (home / "last_mapper").read_text().strip() == str((work / "mapper").resolve())
+    card = ModelCard.load(work / "mapper" / "README.md")  # the model card, with the run's own figures
+    assert card.data.library_name == "mfm-mapper" and "toy-foley" in card.data.datasets[0]
+    assert f"{metrics['mse']:10.4f}" in card.text and "label_only" in card.text and "max_epochs" in card.text
 
 
 @pytest.mark.parametrize("which", ["short", "long"])

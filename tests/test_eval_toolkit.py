@@ -89,3 +89,39 @@ def test_toy_world_audio_is_in_sync_and_the_wrong_video_is_not(toy_world):
     audio = {c.id: read_clip(c.path, ClipConfig(), start=c.start).audio for c in clips}
     result = toy_sync(audio, ClipConfig().sample_rate, events)
     assert result.error <= 0.02 and result.baseline_error >= 0.15, (result.per_clip, result.baseline)
+
+
+def _arrow_files(folder):
+    return sorted(folder.rglob("*.arrow"))
+
+
+def test_cache_drops_an_entry_edited_in_place_and_names_its_shard(tmp_path, capsys):
+    cache = EmbeddingCache(tmp_path, embedder_key("panns", "tiny", {"width": 4}, {"audio_length": 8.0}))
+    marker = np.full((4, 3), 1.2345, dtype=np.float32)
+    cache.add({"edited": {"embedding": marker}, "kept": {"embedding": np.zeros((4, 3))}})
+    (arrow,) = _arrow_files(cache.folder)
+    data = arrow.read_bytes()
+    assert marker.tobytes() in data
+    arrow.write_bytes(data.replace(marker.tobytes(), np.full((4, 3), 9.0, dtype=np.float32).tobytes()))  # same size
+
+    loaded = cache.load()
+    assert list(loaded) == ["kept"]  # the edited numbers are not served
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of 2 entries fail their checksum" in err and cache.folder.name in err
+    assert list(cache.load()) == ["kept"] and capsys.readouterr().err == ""  # repaired: said once, kept good rows
+
+
+def test_cache_sets_aside_a_truncated_shard_and_keeps_the_others(tmp_path, capsys):
+    cache = EmbeddingCache(tmp_path, embedder_key("panns", "tiny", {"width": 4}, {"audio_length": 8.0}))
+    cache.add({"a": {"embedding": np.ones((2, 3))}})
+    (victim,) = _arrow_files(cache.folder)
+    cache.add({"b": {"embedding": np.zeros((2, 3))}})
+    victim.write_bytes(victim.read_bytes()[:100])
+    capsys.readouterr()
+
+    loaded = cache.load()
+    assert list(loaded) == ["b"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unreadable" in err and str(victim.parent) in err
+    assert list(cache.load()) == ["b"] and capsys.readouterr().err == ""  # set aside: not read again
+    assert any(p.name.startswith(".rejected-") for p in cache.folder.iterdir())  # kept for inspection

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from extractors.audiomae import (AudioMAEConfig, AudioMAEEncoder, convert_audiomae_checkpoint, pool_tokens,
                                  sincos_pos_embed_2d)
 from extractors.cavp import CAVPConfig, CAVPEncoder, convert_cavp_checkpoint, load_cavp
+from extractors.checkpoint import StateDictMismatchError
 from extractors.audiomae import waveform_to_audiomae_input
 from extractors.fbank import LOG_FLOOR_EPS, kaldi_fbank, mel_scale, num_frames
 from extractors.frozen import FrozenExtractors
@@ -243,13 +244,13 @@ def test_cavp_converter_round_trip_and_load(tmp_path):
 def test_cavp_converter_names_missing_and_unexpected_keys():
     released = _as_released_cavp(CAVPEncoder(TINY.visual["cavp"]))
     del released["state_dict"]["module.video_encoder.layer2.0.conv2.bn.weight"]
-    with pytest.raises(RuntimeError, match="video_encoder.layer2.0.conv2.bn.weight"):
+    with pytest.raises(StateDictMismatchError, match=r"missing 1 \(e\.g\. video_encoder\.layer2\.0\.conv2\.bn\.weight"):
         convert_cavp_checkpoint(released, TINY.visual["cavp"])
     released = _as_released_cavp(CAVPEncoder(TINY.visual["cavp"]))
     released["state_dict"]["module.video_encoder.layer9.weight"] = torch.zeros(1)
-    with pytest.raises(RuntimeError, match="video_encoder.layer9.weight"):
+    with pytest.raises(StateDictMismatchError, match=r"unexpected 1 \(e\.g\. video_encoder\.layer9\.weight\)"):
         convert_cavp_checkpoint(released, TINY.visual["cavp"])
-    with pytest.raises(RuntimeError, match="size mismatch"):
+    with pytest.raises(StateDictMismatchError, match="wrong shape"):
         convert_cavp_checkpoint(_as_released_cavp(CAVPEncoder(TINY.visual["cavp"])), CAVPConfig())
 
 
@@ -362,7 +363,8 @@ def test_timechat_incomplete_checkpoint_names_the_key(tmp_path):
     ckpt = torch.load(tmp_path / "timechat_7b.pth", weights_only=True)
     del ckpt["model"]["video_Qformer.bert.encoder.layer.1.output_query.dense.weight"]
     torch.save(ckpt, tmp_path / "timechat_7b.pth")
-    with pytest.raises(RuntimeError, match=r"video_qformer.encoder.layer.1.output_query.dense.weight"):
+    with pytest.raises(StateDictMismatchError,
+                       match=r"timechat_7b.pth.*missing 1 .*video_qformer.encoder.layer.1.output_query.dense.weight"):
         load_released(TimeChatVisual(TINY.visual["timechat"]), str(tmp_path))
 
 
@@ -415,7 +417,7 @@ def test_audiomae_converter_accepts_mae_and_audioldm2_layouts():
         with torch.inference_mode():
             torch.testing.assert_close(target(fbank), source(fbank), rtol=0, atol=0)
     del encoder["blocks.3.attn.qkv.weight"]
-    with pytest.raises(RuntimeError, match="vit.blocks.3.attn.qkv.weight"):
+    with pytest.raises(StateDictMismatchError, match="vit.blocks.3.attn.qkv.weight"):
         convert_audiomae_checkpoint(encoder, TINY.audiomae)
 
 

@@ -231,6 +231,7 @@ BAD_KEYWORDS = [
     ("duration", {"duration": float("inf")}),
     ("start", {"start": -1.0}),
     ("start", {"start": float("nan")}),
+    ("start", {"start": [0.0, 1.0]}),  # one start per video: two for one video
     ("seed", {"seed": -1}),
     ("seed", {"seed": 2**64}),
     ("seed", {"seed": 1.5}),

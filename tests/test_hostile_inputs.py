@@ -249,13 +249,13 @@ def _copy_with_config(source: Path, target: Path, **changes) -> Path:
 @pytest.mark.parametrize("changes, problem", [
     ({"n_layer": 3}, "missing"),
     ({"n_layer": 1}, "unexpected"),
-    ({"n_positions": 512}, "another shape"),
+    ({"n_positions": 512}, "wrong shape"),
 ])  # fmt: skip
 def test_a_config_that_disagrees_with_its_weights_is_an_error(saved_tiny_mapper, tmp_path, changes, problem):
     from mapper.loading import load_mapper
 
     folder = _copy_with_config(saved_tiny_mapper, tmp_path / "mapper", **changes)
-    with pytest.raises(ValueError, match=f"weights do not match config.json: .*{problem}"):
+    with pytest.raises(ValueError, match=f"model.safetensors: not the weights config.json describes: .*{problem}"):
         load_mapper(folder)
 
 

@@ -1,9 +1,12 @@
 """The mapper: alignment rule, fusion ablations, teacher forcing vs cached generation, save/load."""
+import warnings
+
 import torch
 import torch.nn.functional as F
 import pytest
 
 from extractors.encoders import StreamSpec
+from extractors.presets import feature_dims
 from mapper.config import MapperConfig
 from mapper.fusion import alignment_matrix
 from mapper.model import MapperModel
@@ -41,8 +44,11 @@ def test_teacher_forcing_matches_cached_generation(encoders, fusion, prefix):
     mapper = MapperModel(small_config(encoders=encoders, fusion=fusion)).eval()
     features = {"cavp": torch.randn(3, 40, 16), "timechat": torch.randn(3, 16, 24)}
     assert mapper.fuse(features).shape == (3, prefix, 32)
-    generated = mapper.generate(features)  # (B, 8, D) through the KV cache
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generated = mapper.generate(features)  # (B, 8, D) through the KV cache
     assert generated.shape == (3, 8, 32)
+    assert not [w for w in caught if "deprecated" in str(w.message)]  # the cache goes in as transformers wants it
     # Fed its own outputs as teacher-forcing targets, one forward over the prefix gives the same tokens.
     torch.testing.assert_close(mapper(features, generated), generated, atol=1e-5, rtol=1e-5)
 
@@ -113,3 +119,13 @@ def test_diffusion_mapper_denoises_and_round_trips(tmp_path):
     loaded = load_mapper(tmp_path).eval()
     assert type(loaded).__name__ == "DiffusionMapperModel"
     torch.testing.assert_close(loaded.generate(features, generator=torch.Generator().manual_seed(1)), sample)
+
+
+def test_default_shapes_are_the_paper_presets():
+    """MapperConfig() repeats no number: its shapes are read from the paper preset (clip timing, encoders, AudioMAE)."""
+    config, dims = MapperConfig(), feature_dims("paper")
+    assert (config.num_frames, config.num_audio_tokens, config.audio_token_dim) == (dims.num_frames,
+                                                                                      dims.num_audio_tokens,
+                                                                                      dims.audio_token_dim)
+    assert config.streams == MapperConfig.from_preset("paper").streams
+    assert MapperConfig(num_frames=20).streams["cavp"]["queries"] == 20  # the paper's streams at the given length

@@ -134,6 +134,19 @@ def test_paper_print_plan_lists_every_run_with_configs_and_gpu_hours(tmp_path, m
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_the_quick_grid_keeps_its_data_inside_out(tmp_path, monkeypatch):
+    """--quick without --cache/--videos builds its small world under --out, never under the current folder."""
+    from recipes.paper_tables import parse_args
+    from recipes.tables.options import options_from
+
+    monkeypatch.chdir(tmp_path)
+    options = options_from(parse_args(["--quick", "--out", str(tmp_path / "grid"), "--device", "cpu"]))
+    assert options.cache == tmp_path / "grid" / "toy_data" / "cache"
+    assert options.videos == tmp_path / "grid" / "toy_data" / "world"
+    toy = options_from(parse_args(["--out", str(tmp_path / "grid"), "--device", "cpu"]))
+    assert toy.cache == Path("data/toy/cache")  # the toy grid shares the recipe's own data
+
+
 def test_print_plan_follows_tables_seeds_and_devices(capsys):
     code, out, _ = run_main(["--scale", "paper", "--print-plan", "--tables", "mapper", "--seeds", "2",
                              "--devices", "4"], capsys)
@@ -169,6 +182,31 @@ def test_tables_show_mean_and_std_over_seeds_and_share_the_full_variant(tmp_path
     assert "FD (toy PANNs) ↓" in text and "Class accuracy ↑" in text
     paper = markdown(tables, "toy", [], paper={"encoders": {"CAVP": {"FD-PANN": 1.5}}})
     assert "| CAVP | 21.00 ± 1.00 | 1.50 |" in paper  # the paper's number beside ours
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda marker, wav: marker.write_text(marker.read_text()[:40]), "not a readable marker"),
+    (lambda marker, wav: marker.write_text("[1, 2]"), "expected an object"),
+    (lambda marker, wav: marker.write_text(marker.read_text().replace('"metrics"', '"metricz"')), "'metrics' missing"),
+    (lambda marker, wav: wav.unlink(), "missing: generated/a.wav"),
+    (lambda marker, wav: wav.write_bytes(wav.read_bytes()[:10]), "changed since: generated/a.wav"),
+])  # fmt: skip
+def test_a_bad_marker_is_named_set_aside_and_its_step_redone(tmp_path, capsys, damage, reason):
+    from recipes.tables.markers import read_marker, write_marker
+
+    wav = tmp_path / "generated" / "a.wav"
+    wav.parent.mkdir()
+    wav.write_bytes(b"RIFF" + bytes(100))
+    write_marker(tmp_path, "evaluate", 1.0, metrics={"FD-PANN": 1.0}, files=[wav])
+    assert read_marker(tmp_path, "evaluate")["metrics"] == {"FD-PANN": 1.0}  # intact: trusted
+    damage(tmp_path / "evaluate.done.json", wav)
+    capsys.readouterr()
+
+    assert read_marker(tmp_path, "evaluate") is None  # the runner redoes a step without a valid marker
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "evaluate.done.json") in err and reason in err
+    assert (tmp_path / "evaluate.done.json.rejected").is_file()  # kept aside, not lost
+    assert not wav.exists() or wav.read_bytes().startswith(b"RIFF" + bytes(10))  # a changed file is set aside too
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from evaluation import panns, passt, vggish
 from evaluation.embedders import embedder_preset
 from evaluation.toy_classifier import (PROVENANCE_FILE, TOY_LABELS, WEIGHTS_FILE, TrainConfig, classify,
                                        load_toy_classifier, render_toy_audio, save_classifier, train_toy_classifier)
-from evaluation.weights import load_shipped, read_state_dict
+from evaluation.weights import load_shipped
+from extractors.checkpoint import read_checkpoint
 from extractors.file_hash import file_sha256
 from toy_world import CLASSES
 from recipes import evaluate, pretrain_toy_classifier
@@ -51,7 +52,7 @@ def test_shipped_file_is_the_one_its_provenance_describes():
 def test_build_toy_loads_the_shipped_file_strictly(tmp_path):
     model = panns.build("toy")
     assert not model.training and model.config == panns.PRESETS["toy"] and model.config.classes_num == len(TOY_LABELS)
-    stored = read_state_dict(WEIGHTS_FILE)
+    stored = read_checkpoint(WEIGHTS_FILE)
     ours = model.state_dict()
     assert set(ours) == set(stored) and all(torch.equal(ours[k], stored[k]) for k in stored)
     del stored["fc1.bias"]

@@ -10,10 +10,13 @@ import torch
 
 from evaluation.toy_classifier import TOY_LABELS, classify, load_toy_classifier
 from extractors.clip import ClipConfig
-from extractors.frozen import FrozenExtractors
-from mapper.decoders.audioldm2 import LatentGeometry, decode_latents, denoise, guidance_conditions, load_audioldm2
+from mapper.config import MapperConfig
+from mapper.decoders.audioldm2 import load_audioldm2
 from mapper.decoders.audioldm2.toy import PROVENANCE, TOY_FOLDER, TOY_WORLD_SEED, checksums, weight_files
-from mapper.generation.sampling import make_scheduler, sampling_config
+from mapper.generation import VideoToAudioPipeline
+from mapper.generation.extractors_component import VisualExtractors
+from mapper.generation.sampling import sampling_config
+from mapper.loading import build_mapper
 from toy_world import clip_window_audio, plan_world
 
 MAX_BYTES = 20 * 2**20
@@ -35,32 +38,29 @@ def test_the_shipped_weights_are_what_the_recipe_recorded():
 
 @pytest.fixture(scope="module")
 def toy():
-    return load_audioldm2("toy")
+    """The toy AudioLDM-2 in a pipeline (tiny extractors, an untrained tiny mapper: only its rendering of
+    given tokens is used here)."""
+    mapper = build_mapper(MapperConfig.from_preset("tiny", n_layer=2, n_head=2))
+    pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("tiny"), mapper, load_audioldm2("toy"))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 @pytest.fixture(scope="module")
-def held_out():
+def held_out(toy):
     """Eight clips of an unseen toy world: labels, event times (s from the window start), true audio."""
     clip = ClipConfig()
     specs = [c for c in plan_world(40, HELD_OUT_SEED, clip)["clips"] if c["duration"] >= clip.seconds][:8]
     audio = np.stack([clip_window_audio(c, clip) for c in specs])  # (8, 160000)
-    tokens = FrozenExtractors.from_preset("tiny").encode_audio(torch.from_numpy(audio))  # (8, 8, 32)
+    tokens = toy.extractors.frozen.encode_audio(torch.from_numpy(audio))  # (8, 8, 32) tiny AudioMAE tokens
     return {"labels": [c["label"] for c in specs], "tokens": tokens,
             "events": [np.asarray(c["events"]["times"]) - c["start"] for c in specs]}
 
 
 def _render(pipe, tokens, labels, steps=12):
-    """Tokens (B, 8, D) + labels -> (B, 10 s) audio, seeded per clip, as the pipeline samples one window."""
-    geometry = LatentGeometry.of(pipe.vae, pipe.vocoder, pipe.unet)
-    sampling = sampling_config("fast", num_inference_steps=steps)
-    generators = [torch.Generator().manual_seed(i) for i in range(len(labels))]
-    noise = torch.cat([torch.randn(geometry.latent_shape(geometry.window_frames(10.0)), generator=g)
-                       for g in generators])
-    negative = torch.zeros_like(tokens[0])
-    conditions = guidance_conditions(pipe, tokens, labels, sampling.negative_prompt, negative)
-    latents = denoise(pipe.unet, make_scheduler(pipe.scheduler, sampling), noise, conditions, steps,
-                      sampling.guidance_scale, generator=generators)
-    return decode_latents(pipe.vae, pipe.vocoder, latents, geometry.frame_samples)[:, :160000]
+    """Tokens (B, 8, D) + labels -> (B, 10 s) audio, row i seeded i, through the pipeline's sampling path
+    (guidance against T5 of the negative prompt and AudioLDM-2's unconditional GPT-2 stream)."""
+    return pipe.render_tokens(tokens, labels, sampling_config("fast", num_inference_steps=steps, negative_mode="zeros"))
 
 
 def test_it_loads_offline_as_the_tiny_builds_components(toy):

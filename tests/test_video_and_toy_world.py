@@ -1,8 +1,9 @@
-"""The toy world (toy_world) and the decoder (extractors.video) checked together.
+"""The toy world (toy_world: writer and reader) and the decoder (extractors.video) checked together.
 
 The toy world is the data every offline test and demo trains on, so it has to be what it claims:
 standard files, a deterministic function of the seed, and sounds caused by visible events at the
-recorded times. read_clip is the only way frames and audio enter the pipeline, so its shapes,
+recorded times; read back, it is the plan it was written from, and a damaged world.json is one
+line naming the file. read_clip is the only way frames and audio enter the pipeline, so its shapes,
 padding, start offset and one-line errors are pinned here on those same files.
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ import soundfile as sf
 from extractors.clip import ClipConfig
 from extractors.video import (AudioReadError, VideoReadError, probe_duration, read_audio_file,
                               read_clip)
-from toy_world import CLASSES, SIZE, VIDEO_FPS, make_toy_world, plan_world
 from recipes.make_toy_data import main
+from toy_world import CLASSES, SIZE, VIDEO_FPS, make_toy_world, plan_world, read_world, world_root_of
 
 CLIP = ClipConfig()
 NUM_CLIPS, SEED = 8, 7
@@ -31,11 +32,11 @@ NUM_CLIPS, SEED = 8, 7
 
 def _load(metadata: Path) -> tuple[list[list[str]], dict]:
     rows = list(csv.reader(metadata.open()))
-    return rows, json.loads((metadata.parent / "world.json").read_text())
+    return rows, read_world(metadata.parent).plan
 
 
 def _video(metadata: Path, spec: dict) -> Path:
-    return metadata.parent / "videos" / f"{spec['id']}.mp4"
+    return read_world(metadata.parent).video_path(spec["id"])
 
 
 def _full(path: Path, spec: dict, fps: float = VIDEO_FPS):
@@ -98,6 +99,71 @@ def test_splits_are_stratified_by_class():
     for cls in CLASSES:
         assert per_class[cls.label, "train"] == 14
         assert per_class[cls.label, "val"] == per_class[cls.label, "test"] == 3
+
+
+# ---------------------------------------------------------------------------- reading a world back
+
+
+def test_a_world_read_back_is_its_plan(world, tmp_path):
+    toy = read_world(world.parent)
+    assert toy.plan == json.loads(json.dumps(plan_world(NUM_CLIPS, SEED)))  # everything, as JSON reads it
+    assert (toy.root, toy.seed, toy.sample_rate, toy.is_complete) == (world.parent, SEED, CLIP.sample_rate, True)
+    rows, _ = _load(world)
+    assert [c["id"] for c in toy.clips()] == [r[0] for r in rows]  # metadata.csv's ids, in its order
+    assert [c["id"] for c in toy.clips("test")] == [r[0] for r in rows if r[3] == "test"]
+    assert all(toy.video_path(c["id"]).is_file() and toy.video_path(c["id"]).parent == toy.videos_dir
+               for c in toy.clips())
+    for spec in toy.clips():  # from the clip's start, which is what its window hears
+        expected = np.asarray(spec["events"]["times"]) - spec["start"]
+        np.testing.assert_array_equal(toy.event_times()[spec["id"]], expected)
+    # the world of a videos folder, or of the world's own folder; none elsewhere
+    assert world_root_of(toy.videos_dir) == world_root_of(toy.root) == toy.root
+    assert world_root_of(tmp_path) is None
+    (tmp_path / "world.json").write_bytes((toy.root / "world.json").read_bytes())  # the plan, no videos yet
+    assert not read_world(tmp_path).is_complete and read_world(tmp_path).plan == toy.plan
+
+
+def _without(plan: dict, *keys: str | int) -> dict:
+    """A copy of ``plan`` without the entry at the path ``keys`` (``"audio", "sample_rate"``; an int indexes a list)."""
+    plan = json.loads(json.dumps(plan))
+    parent = plan
+    for key in keys[:-1]:
+        parent = parent[key]
+    del parent[keys[-1]]
+    return plan
+
+
+PLAN = plan_world(3, seed=0)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (None, r"no such file \(not a toy world\)"),
+    ("{not json", r"not valid JSON \(.* at line 1, column 2\)"),
+    ("[1, 2]", r"not a toy world's plan \(a JSON list, not an object\)"),
+    (_without(PLAN, "seed"), r"\(no 'seed'"),
+    (_without(PLAN, "audio", "sample_rate"), r"\(no 'audio.sample_rate'"),
+    (_without(PLAN, "clips"), r"\(no 'clips' list\)"),
+    (_without(PLAN, "clips", 1, "events"), r"\(clip toy_00001: no 'events'"),
+    ({**PLAN, "clips": [PLAN["clips"][0], PLAN["clips"][0]]}, r"\(clip toy_00000: its id is used twice\)"),
+    ({**PLAN, "clips": [{**PLAN["clips"][0], "id": "../escape"}]}, r"\(clip \.\./escape: its id is not a plain"),
+    ({**PLAN, "clips": [{**PLAN["clips"][0], "split": "holdout"}]}, r"\(clip toy_00000: 'split' is not one of"),
+])
+def test_a_bad_world_json_is_one_line_naming_the_file(tmp_path, content, reason):
+    path = tmp_path / "world.json"
+    if content is not None:
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+    with pytest.raises(ValueError) as info:
+        read_world(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert re.search(reason, message), message
+
+
+def test_the_writer_names_a_damaged_world_json_instead_of_overwriting_it(tmp_path):
+    (tmp_path / "world.json").write_text("{not json")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / 'world.json'))}: not valid JSON"):
+        make_toy_world(tmp_path, 3, seed=0)
+    assert (tmp_path / "world.json").read_text() == "{not json" and not list((tmp_path / "videos").iterdir())
 
 
 # ---------------------------------------------------------------------------- files

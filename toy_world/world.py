@@ -11,7 +11,8 @@ Output (VGGSound style)::
 
     DIR/videos/{id}.mp4   h264 yuv420p, 25 fps, 96×96;  AAC, mono, clip.sample_rate
     DIR/metadata.csv      no header: id,start,label,split
-    DIR/world.json        seed, classes and every clip's duration, start and event list
+    DIR/world.json        the plan: seed, audio.sample_rate, classes and every clip's duration,
+                          start, split and event list (read back by ``toy_world.read_world``)
 
 Conventions
 -----------
@@ -42,6 +43,8 @@ import numpy as np
 from extractors.atomic import atomic_path, atomic_write_text
 from extractors.clip import ClipConfig
 from toy_world.classes import BY_LABEL, CLASSES, SIZE, VIDEO_FPS, Events, ToyClass
+from toy_world.layout import metadata_csv, video_path, videos_dir, world_json
+from toy_world.reader import read_plan
 
 GENERATOR_VERSION = 1  # bump when the rendering changes; world.json records it
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest is "train"
@@ -124,6 +127,7 @@ def plan_world(num_clips: int, seed: int, clip: ClipConfig = ClipConfig()) -> di
         "num_clips": num_clips,
         "clip": clip.to_dict(),
         "video": {"fps": VIDEO_FPS, "height": SIZE, "width": SIZE, "codec": "h264"},
+        # the world's sample rate: readers take it from here (ToyWorld.sample_rate), not from a default
         "audio": {"sample_rate": clip.sample_rate, "channels": 1, "codec": "aac",
                   "noise_std": NOISE_LEVEL},
         "classes": [{"label": c.label, "description": (c.__doc__ or "").strip().splitlines()[0]}
@@ -209,25 +213,26 @@ def make_toy_world(out_dir, num_clips: int, seed: int, *, clip: ClipConfig = Cli
     directory is an error rather than a silent mix of two worlds.
     """
     out_dir = Path(out_dir)
-    videos = out_dir / "videos"
-    videos.mkdir(parents=True, exist_ok=True)
+    videos_dir(out_dir).mkdir(parents=True, exist_ok=True)
     world = plan_world(num_clips, seed, clip)
-    world_path = out_dir / "world.json"
-    if world_path.exists() and json.loads(world_path.read_text()) != world:
-        old = json.loads(world_path.read_text())
-        raise ValueError(f"{out_dir}: holds a different toy world (seed {old.get('seed')}, "
-                         f"{old.get('num_clips')} clips, version {old.get('version')}); "
-                         "use another directory")
+    world_path = world_json(out_dir)
+    if world_path.exists():
+        old = read_plan(out_dir)  # compared as written: any difference is another world
+        if old != world:
+            old = old if isinstance(old, dict) else {}
+            raise ValueError(f"{out_dir}: holds a different toy world (seed {old.get('seed')}, "
+                             f"{old.get('num_clips')} clips, version {old.get('version')}); "
+                             "use another directory")
     atomic_write_text(world_path, json.dumps(world, indent=1) + "\n")
     made, t0 = 0, time.perf_counter()
     for spec in world["clips"]:
-        path = videos / f"{spec['id']}.mp4"
+        path = video_path(out_dir, spec["id"])
         if path.exists():
             continue
         frames, audio = render_clip(spec, clip.sample_rate)
         encode_mp4(path, frames, audio, clip.sample_rate)
         made += 1
-    metadata = out_dir / "metadata.csv"
+    metadata = metadata_csv(out_dir)
     atomic_write_text(metadata, _metadata_csv(world))
     if verbose:
         dt = time.perf_counter() - t0

@@ -1,6 +1,8 @@
 """Generation: video -> extractors -> mapper -> AudioLDM-2 -> soundtrack, as a diffusers pipeline.
 
-    pipeline              VideoToAudioPipeline: registered components, stream() and __call__
+    pipeline              VideoToAudioPipeline: registered components, stream() and __call__, and the one
+                          sampling path from tokens to latents / audio (sample_latents, render_tokens)
+    call_plan             __call__'s arguments checked into requests and settings (the API's and the CLI's)
     outputs               GeneratedAudio, GenerationRequest and the stream's events
     loading               load_pipeline: the parts a trained mapper names, offline unless a hub id is named
     extractors_component  the frozen extractors as a diffusers component (save/load with the pipeline)

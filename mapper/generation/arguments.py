@@ -1,20 +1,21 @@
 """The rules for generation's arguments, each in one place.
 
-The command line (``recipes/generate.py``, with its option names: ``--steps``) and the Python API
-(``VideoToAudioPipeline``, ``mapper.generate``, the sampling and long-form configs, with keyword
-names: ``num_inference_steps``) both check through these functions, before any model is loaded
-or any video read. A failed check is a ``ValueError`` of one line that names the argument and
-says what is allowed.
+The Python API (``VideoToAudioPipeline``, ``mapper.generate``, the sampling and long-form configs)
+checks through these functions, before any model is loaded or any video read, and the command line
+(``recipes/generate.py``) runs the very same checks: it hands its values to
+``VideoToAudioPipeline.check_call``. A failed check is a ``ValueError`` of one line that names the
+argument and says what is allowed; as an ``ArgumentError`` it lets the command line name its option
+(``--steps``) where the API names its keyword (``num_inference_steps``).
 """
 from __future__ import annotations
 
 import os
 
-from mapper.arguments import check_choice, check_int, check_number, shown
+from mapper.arguments import ArgumentError, check_choice, check_int, check_number, shown
 
 # the shared checks too, so generation's callers import every rule from here
 __all__ = [
-    "MAX_SEED", "check_choice", "check_int", "check_number", "shown", "check_steps",
+    "MAX_SEED", "ArgumentError", "check_choice", "check_int", "check_number", "shown", "check_steps",
     "check_guidance", "check_eta", "check_seed", "check_overlap", "check_duration", "check_start",
     "check_batch_size", "check_negative_needs_guidance", "check_device", "check_reference_audio",
 ]
@@ -71,7 +72,7 @@ def check_negative_needs_guidance(guidance: float, given: dict[str, object]) -> 
     """
     named = [name for name, value in given.items() if value is not None]
     if named and guidance <= 1.0:
-        raise ValueError(f"{named[0]} has no effect without guidance: it needs a guidance scale > 1, got {guidance:g}")
+        raise ArgumentError(named[0], f" has no effect without guidance: it needs a guidance scale > 1, got {guidance:g}")
 
 
 def check_device(value, name: str = "device"):
@@ -82,18 +83,18 @@ def check_device(value, name: str = "device"):
     try:
         device = torch.device(value)
     except (RuntimeError, TypeError):
-        raise ValueError(f"{name} must be {allowed}, got {shown(value)}") from None
+        raise ArgumentError(name, f" must be {allowed}, got {shown(value)}") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if not count:
-            raise ValueError(f"{name} {value!r}: no CUDA device is available here; use cpu")
+            raise ArgumentError(name, f" {value!r}: no CUDA device is available here; use cpu")
         if device.index is not None and device.index >= count:
-            raise ValueError(f"{name} {value!r}: only cuda:0 to cuda:{count - 1} exist here")
+            raise ArgumentError(name, f" {value!r}: only cuda:0 to cuda:{count - 1} exist here")
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ValueError(f"{name} {value!r}: MPS is not available here; use cpu")
+            raise ArgumentError(name, f" {value!r}: MPS is not available here; use cpu")
     elif device.type != "cpu":
-        raise ValueError(f"{name} must be {allowed}, got {shown(value)}")
+        raise ArgumentError(name, f" must be {allowed}, got {shown(value)}")
     return device
 
 
@@ -109,15 +110,15 @@ def check_reference_audio(value, name: str = "reference_audio") -> None:
         return
     if isinstance(value, np.ndarray):
         if value.ndim != 1 or not value.size or value.dtype.kind != "f" or not np.isfinite(value).all():
-            raise ValueError(f"{name} must be a non-empty 1-D float array of finite samples, got "
-                             f"{value.dtype} {tuple(value.shape)}")  # fmt: skip
+            raise ArgumentError(name, " must be a non-empty 1-D float array of finite samples, got "
+                                      f"{value.dtype} {tuple(value.shape)}")  # fmt: skip
         return
     if not isinstance(value, (str, os.PathLike)):
-        raise ValueError(f"{name} must be an audio file or a 1-D float array, got {shown(value)}")
+        raise ArgumentError(name, f" must be an audio file or a 1-D float array, got {shown(value)}")
     if not os.path.isfile(value):
-        raise ValueError(f"{name} {value}: no such file")
+        raise ArgumentError(name, f" {value}: no such file")
     try:
         sf.info(str(value))
     except (sf.LibsndfileError, RuntimeError) as error:
         reason = getattr(error, "error_string", "") or type(error).__name__
-        raise ValueError(f"{name} {value}: not a readable audio file (soundfile: {reason})") from None
+        raise ArgumentError(name, f" {value}: not a readable audio file (soundfile: {reason})") from None

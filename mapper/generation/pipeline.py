@@ -15,6 +15,8 @@ decoder's conditions, sampling loop and latents):
    the Flan-T5 prompt, classifier-free guidance against the negative pair; in the default
    ``inpaint`` mode the overlap with the previous window is a known region, so the window
    continues the previous one. A reference sound is the known region of the first window.
+   (:meth:`~VideoToAudioPipeline.sample_latents` is this step, the one sampling path;
+   :meth:`~VideoToAudioPipeline.render_tokens` runs it on given tokens, one clip window each.)
 4. Per window: VAE + vocoder; the waveforms are cross-faded over the overlaps and streamed out.
 
 Several videos are rendered together: their current windows share UNet batches (grouped by
@@ -24,7 +26,8 @@ what it was batched with. A video that cannot be read fails alone (``ClipFailed`
 :func:`mapper.generation.loading.load_pipeline` assembles the parts a trained mapper was made for.
 
 Length: one class whose rendering loop (start, advance, sample, finish a window) reads top to
-bottom; its parts (outputs, loading, windows, sampling, the decoder) live in their own modules.
+bottom; its parts (outputs, the checked request, loading, windows, sampling, the decoder) live in
+their own modules.
 """
 from __future__ import annotations
 
@@ -52,21 +55,12 @@ from mapper.decoders.audioldm2 import (
     guidance_conditions,
     negative_tokens,
 )
-from mapper.generation.arguments import (
-    check_batch_size,
-    check_choice,
-    check_duration,
-    check_negative_needs_guidance,
-    check_overlap,
-    check_reference_audio,
-    check_seed,
-    check_start,
-    shown,
-)
+from mapper.generation.arguments import check_batch_size, check_seed
+from mapper.generation.call_plan import CallPlan, check_against_models
 from mapper.generation.extractors_component import VisualExtractors
 from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
-from mapper.generation.sampling import SAMPLING_PRESETS, SamplingConfig, check_sampling, make_scheduler, sampling_config
+from mapper.generation.sampling import SamplingConfig, check_sampling, make_scheduler, sampling_config
 
 TEXT_COMPONENTS = ("tokenizer", "text_encoder", "projection_model", "language_model")  # negative_mode="audioldm2"
 
@@ -220,8 +214,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         """What can only be checked against this pipeline's models, before any work: the scheduler
         and the steps against its noise schedule, the overlap against its clip window, the text
         models the negative mode needs. ValueError of one line naming the argument."""
-        check_sampling(sampling, self.scheduler)
-        check_overlap(long_form.overlap_seconds, window=self.clip.seconds)
+        check_against_models(sampling, long_form, self.scheduler, self.clip.seconds)
         check_seed(seed)
         check_batch_size(batch_size)
         missing = [name for name in TEXT_COMPONENTS if getattr(self, name, None) is None]
@@ -291,26 +284,28 @@ class VideoToAudioPipeline(DiffusionPipeline):
         overlap_seconds: float | None = None,
         reference_audio: str | os.PathLike | np.ndarray | None = None,
         keep_reference: bool = False,
-        start: float = 0.0,
+        start: float | Sequence[float] = 0.0,
         duration: float | None = None,
         batch_size: int = 4,
     ) -> GeneratedAudio | list[GeneratedAudio | MediaReadError]:
         """Soundtrack(s) for ``video`` (a path, or a list of paths rendered as one batch).
 
-        Paper decoding by default (``preset="paper"``: DDIM 100 steps, CFG 3.5, negative prompt
-        "low quality, average quality" with AudioLDM-2's own negative GPT-2 condition); ``"fast"``
+        Paper decoding by default (``preset="paper"``: DDIM 100 steps, CFG 3.5, AudioLDM-2's negative
+        prompt ``DEFAULT_NEGATIVE_PROMPT`` with its own negative GPT-2 condition); ``"fast"``
         is DPM-Solver++ at 25 steps; the other keywords override single settings. ``label`` is
-        the Flan-T5 prompt ("" without one). Long videos are rendered in windows joined by
+        the Flan-T5 prompt ("" without one); ``label`` and ``start`` (seconds into the video) are one
+        for all videos or a list of one per video. Long videos are rendered in windows joined by
         ``mode`` ("inpaint" or "crossfade") over ``overlap_seconds``. ``reference_audio`` is
         continued by the soundtrack. Every argument is checked first (ValueError naming it). A
         single video raises ``VideoReadError`` if it cannot be read; in a list, such a video
         comes back as its error and the others are rendered.
         """
         arguments = {name: value for name, value in locals().items() if name != "self"}  # locals(): just the arguments here
-        call = _CallPlan.of(**arguments)  # every argument checked before any video is read
+        call = CallPlan.of(**arguments)  # every argument checked before any video is read
         chunks: dict[int, list[np.ndarray]] = {i: [] for i in range(len(call.requests))}
         results: list = [None] * len(call.requests)
-        events = self.stream(call.requests, call.sampling, call.long_form, seed, keep_reference, batch_size)
+        events = self.stream(call.requests, call.sampling, call.long_form, call.seed, call.keep_reference,
+                             call.batch_size)  # fmt: skip
         for event in events:
             if isinstance(event, AudioChunk):
                 chunks[event.index].append(event.samples)
@@ -325,13 +320,15 @@ class VideoToAudioPipeline(DiffusionPipeline):
         return results[0] if call.single else results
 
     @classmethod
-    def check_call(cls, video, label=None, **kwargs) -> None:
-        """Check ``__call__``'s arguments without any model (``mapper.generate`` does, before it
-        loads one): TypeError for an unknown keyword, ValueError of one line naming a bad value.
-        What only a model can tell (the scheduler, the overlap's bound) ``__call__`` checks next."""
+    def check_call(cls, video, label=None, **kwargs) -> CallPlan:
+        """Check ``__call__``'s arguments without any model (``mapper.generate`` and ``recipes.generate``
+        do, before they load one): TypeError for an unknown keyword, ValueError of one line naming a bad
+        value. Returns the checked request (what ``stream`` takes). What only a model can tell (the
+        scheduler, the bounds of the steps and the overlap: :func:`~mapper.generation.call_plan.check_against_models`)
+        ``__call__`` checks next."""
         bound = inspect.signature(cls.__call__).bind(None, video, label, **kwargs)
         bound.apply_defaults()
-        _CallPlan.of(**{name: value for name, value in bound.arguments.items() if name != "self"})
+        return CallPlan.of(**{name: value for name, value in bound.arguments.items() if name != "self"})
 
     # ------------------------------------------------------------------ internals
 
@@ -411,33 +408,72 @@ class VideoToAudioPipeline(DiffusionPipeline):
         """One UNet batch: the current window of every track in ``group`` (all the same length)."""
         device, dtype = self.unet.device, self.unet.dtype
         length = group[0].window.length
-        shape = self.geometry.latent_shape(length)  # (1, C, T, F)
-        noise = torch.cat([randn_tensor(shape, generator=t.generator, device=device, dtype=dtype) for t in group])
         known = mask = None
         # frames to keep: the overlap with the previous window (inpaint mode) or the reference (always)
         fixed = [t.window.known if t.carry is not None and (long_form.mode == "inpaint" or t.next == 0) else 0
                  for t in group]  # fmt: skip
         if any(fixed):
-            known = torch.zeros_like(noise)  # (B, C, T, F)
-            mask = torch.zeros(len(group), 1, length, 1, dtype=torch.bool, device=device)
+            known = torch.zeros(len(group), *self.geometry.latent_shape(length)[1:], device=device, dtype=dtype)
+            mask = torch.zeros(len(group), 1, length, 1, dtype=torch.bool, device=device)  # (B, 1, T, 1)
             for i, (track, frames) in enumerate(zip(group, fixed)):
                 if frames:
                     known[i, :, :frames] = track.carry[0, :, -frames:].to(device, dtype)
                     mask[i, :, :frames] = True
-        conditions = self.conditions(tokens, [t.request.label for t in group], sampling)
+        labels = [t.request.label for t in group]
+        return self.sample_latents(tokens, labels, sampling, [t.generator for t in group], length, known, mask)
+
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        tokens: torch.Tensor,
+        labels: list[str],
+        sampling: SamplingConfig,
+        generators: list[torch.Generator],
+        frames: int,
+        known: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The one sampling path: mapper tokens (B, N, D) + labels -> latents (B, C, frames, F).
+
+        Row i's noise is drawn from ``generators[i]`` (so a row sounds the same whatever it is batched
+        with), the conditions are :meth:`conditions` (negatives first when guided), and AudioLDM-2's
+        loop (:func:`~mapper.decoders.audioldm2.denoise`) runs ``sampling``'s scheduler; ``known``
+        (B, C, frames, F) where ``known_mask`` (B, 1, frames, 1) is set is kept (inpainting).
+        """
+        device, dtype = self.unet.device, self.unet.dtype
+        shape = self.geometry.latent_shape(frames)  # (1, C, frames, F)
+        noise = torch.cat([randn_tensor(shape, generator=g, device=device, dtype=dtype) for g in generators])
         return denoise(
             self.unet,
             make_scheduler(self.scheduler, sampling),
             noise,
-            conditions,
+            self.conditions(tokens, labels, sampling),
             sampling.num_inference_steps,
             sampling.guidance_scale,
             known=known,
-            known_mask=mask,
-            generator=[t.generator for t in group],
+            known_mask=known_mask,
+            generator=generators,
             eta=sampling.eta,
             progress_bar=self.progress_bar(total=sampling.num_inference_steps),
         )
+
+    @torch.no_grad()
+    def render_tokens(
+        self, tokens: torch.Tensor, labels: list[str], sampling: SamplingConfig | str = "paper", seed: int = 0
+    ) -> np.ndarray:
+        """Mapper tokens (B, N, D) + labels -> audio (B, clip samples): one clip window each, no video.
+
+        What the pipeline renders for a window, from given tokens (AudioMAE's of true audio, zeros,
+        another clip's): the toy report and the tests render through it. Row i's noise comes from its
+        own generator on the UNet's device seeded ``seed + i``, so rows differ only by their tokens and
+        labels when the seeds are shared.
+        """
+        sampling = sampling_config(sampling) if isinstance(sampling, str) else sampling
+        check_sampling(sampling, self.scheduler)
+        check_seed(seed)
+        generators = [torch.Generator(self.unet.device).manual_seed(seed + i) for i in range(len(labels))]
+        latents = self.sample_latents(tokens, labels, sampling, generators, self.window_frames)
+        return self.decode_latents(latents)[:, : self.clip.num_samples]
 
     def _finish_window(self, track: _Track, latent: torch.Tensor, wave: np.ndarray, tokens: torch.Tensor) -> list:
         """Stitch a decoded window into its track; keep what the next window must continue."""
@@ -477,49 +513,3 @@ class VideoToAudioPipeline(DiffusionPipeline):
             joins=joins,
             reference_samples=reference,
         )
-
-
-@dataclass(frozen=True)
-class _CallPlan:
-    """``__call__``'s arguments, checked and resolved into requests and settings (no model needed)."""
-
-    requests: list[GenerationRequest]
-    sampling: SamplingConfig
-    long_form: LongFormConfig
-    single: bool
-
-    @classmethod
-    def of(cls, video, label, *, preset, scheduler, num_inference_steps, guidance_scale, negative_prompt,
-           negative_mode, eta, seed, mode, overlap_seconds, reference_audio, keep_reference, start, duration,
-           batch_size) -> "_CallPlan":  # fmt: skip
-        single = isinstance(video, (str, os.PathLike))
-        videos = [video] if single else list(video) if isinstance(video, (list, tuple)) else [None]
-        if not all(isinstance(v, (str, os.PathLike)) for v in videos):
-            raise ValueError(f"video must be a path or a list of paths, got {shown(video)}")
-        labels = [label] * len(videos) if label is None or isinstance(label, str) else label
-        if not isinstance(labels, (list, tuple)) or not all(lab is None or isinstance(lab, str) for lab in labels):
-            raise ValueError(f"label must be a string, None or a list of strings (one per video), got {shown(label)}")
-        if len(labels) != len(videos):
-            raise ValueError(f"label: got {len(videos)} videos but {len(labels)} labels")
-        if not isinstance(preset, SamplingConfig):
-            check_choice("preset", preset, tuple(SAMPLING_PRESETS))
-        sampling = sampling_config(
-            preset, scheduler=scheduler, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-            negative_prompt=negative_prompt, negative_mode=negative_mode, eta=eta,
-        )  # fmt: skip
-        check_negative_needs_guidance(
-            sampling.guidance_scale, {"negative_prompt": negative_prompt, "negative_mode": negative_mode}
-        )
-        long_form = LongFormConfig(
-            **{k: v for k, v in {"mode": mode, "overlap_seconds": overlap_seconds}.items() if v is not None}
-        )
-        check_seed(seed)
-        check_batch_size(batch_size)
-        check_start(start)
-        if duration is not None:
-            check_duration(duration)
-        if not isinstance(keep_reference, bool):
-            raise ValueError(f"keep_reference must be True or False, got {shown(keep_reference)}")
-        check_reference_audio(reference_audio)
-        requests = [GenerationRequest(v, lab or "", start, duration, reference_audio) for v, lab in zip(videos, labels)]
-        return cls(requests, sampling, long_form, single)

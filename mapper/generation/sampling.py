@@ -4,9 +4,9 @@ A :class:`SamplingConfig` says how AudioLDM-2 turns noise into a latent: which d
 how many steps, the classifier-free-guidance scale and what guidance pushes away from. Presets
 are data:
 
-    paper   DDIM, 100 steps, CFG 3.5, negative "low quality, average quality"   (MFM-Mapper's setting)
-    fast    DPM-Solver++ (2nd-order multistep), 25 steps, same guidance         (reported to match DDIM
-            at 100-200 steps for AudioLDM-class models at a quarter of the UNet calls)
+    paper   DDIM, 100 steps, CFG 3.5, negative prompt ``DEFAULT_NEGATIVE_PROMPT``   (MFM-Mapper's setting)
+    fast    DPM-Solver++ (2nd-order multistep), 25 steps, same guidance             (reported to match
+            DDIM at 100-200 steps for AudioLDM-class models at a quarter of the UNet calls)
 
 Any scheduler diffusers considers compatible with AudioLDM-2's (epsilon-prediction DDPM family:
 ``DDIMScheduler.compatibles``) can be named instead, e.g. ``"UniPCMultistepScheduler"``. It is built
@@ -30,7 +30,7 @@ import diffusers
 from diffusers import SchedulerMixin
 
 from mapper.decoders.audioldm2 import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_MODES, NegativeMode
-from mapper.generation.arguments import check_choice, check_eta, check_guidance, check_steps
+from mapper.generation.arguments import ArgumentError, check_choice, check_eta, check_guidance, check_steps
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class SamplingConfig:
         check_eta(self.eta)
         check_choice("negative_mode", self.negative_mode, NEGATIVE_MODES)
         if not isinstance(self.scheduler, str):
-            raise ValueError(f"scheduler must be a diffusers scheduler class name, got {self.scheduler!r}")
+            raise ArgumentError("scheduler", f" must be a diffusers scheduler class name, got {self.scheduler!r}")
         if not isinstance(self.negative_prompt, str):
-            raise ValueError(f"negative_prompt must be a string, got {self.negative_prompt!r}")
+            raise ArgumentError("negative_prompt", f" must be a string, got {self.negative_prompt!r}")
 
     @property
     def guided(self) -> bool:
@@ -92,7 +92,7 @@ def scheduler_class(base: SchedulerMixin, scheduler: str, name: str = "scheduler
     if cls is None:
         known = getattr(diffusers, scheduler, None)
         reason = "is not a diffusers scheduler" if known is None else "is not compatible with this model's schedule"
-        raise ValueError(f"{name} {scheduler!r} {reason}; choose one of {', '.join(sorted(compatible))}")
+        raise ArgumentError(name, f" {scheduler!r} {reason}; choose one of {', '.join(sorted(compatible))}")
     return cls
 
 

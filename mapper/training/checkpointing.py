@@ -1,11 +1,12 @@
 """The one way the toolkit reads and writes training checkpoints.
 
-Reads: nothing from a checkpoint but tensors and plain data. Every read passes
-``weights_only=True`` explicitly, which torch honours in every version we allow (2.4+) and which
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot override; a pickled object that would run code is
-refused. Remote checkpoints (``http://``, ``s3://``, ...) are refused unless the caller opts in
-(``allow_remote=True``; ``--allow_remote_checkpoint true`` on the command line) — Lightning would
-otherwise download them and unpickle them with ``weights_only=False``.
+Reads: nothing from a checkpoint but tensors and plain data, through the toolkit's one reader
+(``extractors.checkpoint.read_checkpoint``: ``weights_only=True`` passed explicitly, a pickled
+object that would run code refused in one line). Remote checkpoints (``http://``, ``s3://``, ...)
+are refused unless the caller opts in (``allow_remote=True``; ``--allow_remote_checkpoint true`` on
+the command line) — Lightning would otherwise download them and unpickle them with
+``weights_only=False``; an allowed one is opened with fsspec, as Lightning opens it, and read by the
+same reader.
 
 Writes: atomically, so a ``kill -9`` during a save leaves the previous checkpoint intact instead
 of a truncated file that ``--resume`` would then fail on.
@@ -16,13 +17,12 @@ import os
 from typing import Any
 
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.utilities.cloud_io import _load as lightning_load
+from lightning.fabric.utilities.cloud_io import get_filesystem
 
 from extractors.atomic import atomic_path
+from extractors.checkpoint import UnsafeCheckpointError, read_checkpoint
 
-
-class UnsafeCheckpointError(ValueError):
-    """A checkpoint that is remote without opt-in, or holds more than tensors and plain data."""
+__all__ = ["SafeCheckpointIO", "UnsafeCheckpointError", "check_checkpoint_path", "is_remote", "load_checkpoint_file"]
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -41,15 +41,11 @@ def check_checkpoint_path(path: str | os.PathLike, allow_remote: bool = False, n
 def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu", allow_remote: bool = False) -> dict:
     """A checkpoint's contents, read weights-only; one-line errors naming the file."""
     check_checkpoint_path(path, allow_remote)
-    try:
-        # Explicit weights_only=True: torch's environment overrides apply only when it is not passed.
-        return lightning_load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
-            reason = "it holds pickled objects beyond tensors and plain data, which are never unpickled"
-            raise UnsafeCheckpointError(f"checkpoint {path} refused: {reason}") from None
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"checkpoint {path} cannot be read: {first}") from error
+    name = f"checkpoint {path}"
+    if not is_remote(path):
+        return read_checkpoint(path, name=name, map_location=map_location)
+    with get_filesystem(path).open(str(path), "rb") as stream:
+        return read_checkpoint(stream, name=name, map_location=map_location)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

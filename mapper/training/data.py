@@ -1,6 +1,8 @@
 """The feature cache as a LightningDataModule: splits, the global-batch plan, the resumable epoch order.
 
-Its ``__init__`` signature is the ``data:`` schema of ``recipes/configs/*.yaml`` (LightningCLI).
+Its ``__init__`` signature is the ``data:`` schema of ``recipes/configs/*.yaml`` (LightningCLI). The
+defaults of ``cache`` and ``toy_world.root`` are the toy recipe's folders (``toy_world.folders``), which
+``toy.yaml`` does not repeat.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from mapper.arguments import check_choice, check_int
 from mapper.training.batch_plan import BatchPlan, plan_batches
 from mapper.training.feature_arrays import FeatureArrays, column_values, identity_collate
 from mapper.training.order import EpochShuffleSampler, ResumableLoader
+from toy_world.folders import CACHE_DIR, WORLD_DIR
 
 
 class DataError(ValueError):
@@ -26,10 +29,10 @@ class DataError(ValueError):
 
 
 @dataclass
-class ToyWorld:
+class ToyWorldSettings:
     """Where to build the procedural toy-foley world when the cache does not exist yet."""
 
-    root: str = "data/toy/world"
+    root: str = WORLD_DIR
     num_clips: int = 120
     seed: int = 0
 
@@ -37,12 +40,12 @@ class ToyWorld:
 class MapperDataModule(L.LightningDataModule):
     def __init__(
         self,
-        cache: str = "data/toy/cache",
+        cache: str = CACHE_DIR,
         preset: str = "tiny",
         batch_size: int = 16,
         max_device_batch: int | None = None,
         num_workers: int = 0,
-        toy_world: ToyWorld | None = None,
+        toy_world: ToyWorldSettings | None = None,
     ):
         """`batch_size`: the GLOBAL batch, kept when devices change (per-device batch and gradient
         accumulation are derived, see `plan_batches`); `max_device_batch`: memory limit per device;
@@ -67,7 +70,7 @@ class MapperDataModule(L.LightningDataModule):
         if os.path.exists(cache) and not os.path.isdir(cache):
             raise ValueError(f"data.cache={cache!r} is a file; expected a cache folder")
         if toy_world is not None:
-            toy_world = ToyWorld(**toy_world) if isinstance(toy_world, dict) else toy_world
+            toy_world = ToyWorldSettings(**toy_world) if isinstance(toy_world, dict) else toy_world
             # every split needs clips (the world assigns them in proportion)
             check_int("data.toy_world.num_clips", toy_world.num_clips, len(SPLITS) * 2)
             check_int("data.toy_world.seed", toy_world.seed, 0)

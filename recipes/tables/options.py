@@ -71,10 +71,16 @@ def options_from(args) -> GridOptions:
         from mapper.decoders.audioldm2.loading import check_audioldm2_name
 
         check_audioldm2_name("--audioldm2", args.audioldm2)
+    out = Path(args.out or scale.out)
+
+    def folder(given: str | None, default: str | None) -> Path | None:
+        if given or default is None:
+            return Path(given) if given else None
+        return out / default if scale.data_under_out else Path(default)
+
     options = GridOptions(
-        scale=scale, quick=args.quick, out=Path(args.out or scale.out),
-        cache=Path(args.cache or scale.cache) if (args.cache or scale.cache) else None,
-        videos=Path(args.videos or scale.videos) if (args.videos or scale.videos) else None,
+        scale=scale, quick=args.quick, out=out,
+        cache=folder(args.cache, scale.cache), videos=folder(args.videos, scale.videos),
         seeds=seeds, tables=tables, only=only, seed=args.seed, devices=args.devices, num_nodes=args.num_nodes,
         device=device, audioldm2=args.audioldm2, labels=not args.no_labels, curve_every=curve_every,
         print_plan=args.print_plan,
@@ -144,27 +150,40 @@ def _check_paths(options: GridOptions) -> None:
 
     clips = select_test_clips(options.videos, options.scale.test_clips)
     if options.scale.toy_world:
-        from evaluation.suite import toy_world_of
+        from toy_world import world_root_of
 
-        if toy_world_of(clips[0].path.parent) is None:
+        root = world_root_of(clips[0].path.parent)
+        if root is None:
             raise ValueError(f"--videos {options.videos}: not a toy world (no world.json); --scale toy scores "
                              "event sync and classes against one")
+        _read_world_option(root)
 
 
 def _check_world_to_build(options: GridOptions) -> None:
     """--cache is absent at toy scale: the toy world is built into --videos, which must be free or the same world."""
     from recipes.tables.toy_data import planned_world
+    from toy_world.layout import world_json
 
     check_cache = options.cache
     if check_cache.is_dir() and any(check_cache.iterdir()):
         raise ValueError(f"--cache {check_cache}: not empty but not a feature cache (no cache.json)")
-    world_json = options.videos / "world.json"
     if options.videos.exists() and not options.videos.is_dir():
         raise ValueError(f"--videos {options.videos} is a file; at --scale toy without a cache it is the toy "
                          "world's folder (built if absent)")
-    if world_json.is_file() and json.loads(world_json.read_text()) != planned_world(options.scale):
-        raise ValueError(f"--videos {options.videos} holds another toy world than the recipe's; give its cache "
-                         "with --cache, or another folder")
+    if world_json(options.videos).is_file():  # a world is there already: it must be the recipe's
+        if _read_world_option(options.videos).plan != planned_world(options.scale):
+            raise ValueError(f"--videos {options.videos} holds another toy world than the recipe's; give its "
+                             "cache with --cache, or another folder")
+
+
+def _read_world_option(root: Path):
+    """The toy world --videos names (its world.json checked): ValueError of one line naming the option."""
+    from toy_world import read_world
+
+    try:
+        return read_world(root)
+    except ValueError as error:
+        raise ValueError(f"--videos {error}") from None
 
 
 def _check_models(options: GridOptions) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from toy_world.folders import CACHE_DIR, WORLD_DIR
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "recipes" / "configs"
 
 
@@ -35,14 +37,15 @@ class Scale:
     test_clips: int | None = None
     sampling_steps: int | None = None
     world_clips: int | None = None  # the toy world built when --cache is absent (None: the recipe's)
+    data_under_out: bool = False  # default --cache / --videos are inside --out (the quick grid writes nothing else)
 
 
 SCALES = {
-    "toy": Scale("toy", CONFIG_DIR / "toy.yaml", "data/toy/cache", "data/toy/world", "fast", "toy",
+    "toy": Scale("toy", CONFIG_DIR / "toy.yaml", CACHE_DIR, WORLD_DIR, "fast", "toy",
                  ("fd_panns", "is_panns"), toy_world=True, out="runs/tables/toy"),
     "paper": Scale("paper", CONFIG_DIR / "paper.yaml", "data/vggsound/cache", None, "paper", "paper",
                    ("fd_passt", "is_panns", "ib_score", "desync"), toy_world=False, out="runs/tables/paper"),
 }
-QUICK = Scale("toy", CONFIG_DIR / "toy.yaml", "data/toy/quick/cache", "data/toy/quick/world", "fast", "toy",
+QUICK = Scale("toy", CONFIG_DIR / "toy.yaml", "toy_data/cache", "toy_data/world", "fast", "toy",
               ("fd_panns", "is_panns"), toy_world=True, out="runs/tables/quick", curve_every=1, seeds=1, max_epochs=2, test_clips=3,
-              sampling_steps=4, world_clips=24)
+              sampling_steps=4, world_clips=24, data_under_out=True)

@@ -64,7 +64,9 @@ def train(context: GridContext, run: Run) -> dict:
     code = subprocess.run(command).returncode
     if code != 0:
         raise StepFailed(f"recipes.train_mapper exited with status {code} (its output above says why)")
-    return {"command": command, "resumed": resume, "mapper": str(run.folder / "mapper")}
+    mapper = run.folder / "mapper"
+    return {"command": command, "resumed": resume, "mapper": str(mapper),
+            "files": [mapper / "config.json", mapper / "model.safetensors"]}
 
 
 def generate(context: GridContext, mapper: Path, out: Path, seed: int) -> None:
@@ -111,11 +113,17 @@ def evaluate(context: GridContext, generated: Path, out: Path) -> dict:
 
 def run_generate(context: GridContext, run: Run) -> dict:
     generate(context, run.folder / "mapper", run.folder / "generated", run.seed)
-    return {"clips": len(context.testset.clips)}
+    return {"clips": len(context.testset.clips), "files": _wavs(run.folder / "generated")}
 
 
 def run_evaluate(context: GridContext, run: Run) -> dict:
-    return {"metrics": evaluate(context, run.folder / "generated", run.folder / "eval")}
+    return {"metrics": evaluate(context, run.folder / "generated", run.folder / "eval"),
+            "files": [*_wavs(run.folder / "generated"), run.folder / "eval" / "metrics.json"]}
+
+
+def _wavs(folder: Path) -> list[Path]:
+    """The generations a marker vouches for: their loss or change redoes the steps that made and scored them."""
+    return sorted(folder.glob("*.wav"))
 
 
 def run_curve(context: GridContext, run: Run) -> dict:
@@ -130,8 +138,9 @@ def run_curve(context: GridContext, run: Run) -> dict:
             start = time.perf_counter()
             folder = run.folder / "curve" / f"epoch{epoch:04d}"
             generate(context, export_folder(exports, epoch), folder / "generated", run.seed)
-            done = write_marker(run.folder, step, time.perf_counter() - start, epoch=epoch,
-                                metrics=evaluate(context, folder / "generated", folder / "eval"))
+            metrics = evaluate(context, folder / "generated", folder / "eval")
+            done = write_marker(run.folder, step, time.perf_counter() - start, epoch=epoch, metrics=metrics,
+                                files=[*_wavs(folder / "generated"), folder / "eval" / "metrics.json"])
         points[str(epoch)] = done["metrics"]
     if not points:
         raise StepFailed(f"{exports}: no epoch exports (was the run trained with the convergence callback?)")

@@ -10,8 +10,9 @@
 A clip's NAME is its video file's stem (its id, or ``{id}_{start:06d}`` for a file already cut at its
 start), so generated wavs, reference wavs and videos pair by exact name.
 
-The scored length is av-benchmark's 8 s, or less when a test clip is shorter: generation renders a
-clip from its start to the end of its file (at most one window), and evaluation never pads a file.
+The scored length is av-benchmark's 8 s (``evaluation.protocol.SCORED_SECONDS``), or less when a test
+clip is shorter: generation renders a clip from its start to the end of its file (at most one window),
+and evaluation never pads a file.
 """
 from __future__ import annotations
 
@@ -22,11 +23,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.protocol import SCORED_SECONDS
 from extractors.atomic import atomic_write_text
 from extractors.clip import ClipConfig
 from extractors.manifest import ClipItem, list_clips
-
-SCORED_SECONDS = 8.0  # av-benchmark's --audio-length for VGGSound
 
 
 @dataclass(frozen=True)

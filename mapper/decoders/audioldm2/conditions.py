@@ -8,7 +8,8 @@ GPT-2 generates for the negative prompt ("audioldm2") or its unconditional condi
 
 The pipeline's own text -> GPT-2 path (``encode_prompt`` with a prompt) is never called: the hub
 config loads ``language_model`` as ``GPT2Model``, which breaks it (diffusers issue #12630);
-:func:`generate_hidden_states` runs the same 8-step loop with an explicit KV cache instead.
+:func:`extractors.gpt2_decoding.generate_hidden_states` (the loop the mapper runs too) does the same
+8 steps with an explicit KV cache instead.
 """
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from typing import Literal
 import torch
 from diffusers import AudioLDM2Pipeline
 
-AUDIOMAE_TOKENS = 8  # AudioLDM-2's GPT-2 generates 8 AudioMAE tokens (sequence_gen_length)
+from extractors.audiomae import AudioMAEConfig
+from extractors.gpt2_decoding import generate_hidden_states
+
+# AudioLDM-2's GPT-2 generates AudioMAE's pooled tokens: 8 (its sequence_gen_length), owned by AudioMAEConfig
+AUDIOMAE_TOKENS = AudioMAEConfig().num_tokens
 DEFAULT_NEGATIVE_PROMPT = "low quality, average quality"
 T5_MAX_LENGTH = 128  # hard-coded in the original AudioLDM-2 (diffusers' conversion script copies it)
 NegativeMode = Literal["audioldm2", "zeros"]
@@ -93,33 +98,6 @@ def _clap_text_embeds(pipe: AudioLDM2Pipeline, texts: list[str]) -> torch.Tensor
 
 
 @torch.no_grad()
-def generate_hidden_states(
-    language_model: torch.nn.Module,
-    inputs_embeds: torch.Tensor,
-    attention_mask: torch.Tensor | None = None,
-    num_tokens: int = AUDIOMAE_TOKENS,
-) -> torch.Tensor:
-    """AudioLDM-2's autoregressive GPT-2 loop: each last hidden state becomes the next input.
-
-    Equals ``AudioLDM2Pipeline.generate_language_model`` but drives the KV cache itself, so it
-    works for ``GPT2Model`` (what the hub config loads) as well as ``GPT2LMHeadModel``.
-    inputs_embeds (B, T, W), attention_mask (B, T) -> generated hidden states (B, num_tokens, W).
-    """
-    body = language_model.base_model  # GPT2LMHeadModel -> its GPT2Model; GPT2Model -> itself
-    batch = inputs_embeds.shape[0]
-    if attention_mask is None:
-        attention_mask = inputs_embeds.new_ones(inputs_embeds.shape[:2], dtype=torch.long)
-    step_input, past, generated = inputs_embeds, None, []
-    for _ in range(num_tokens):
-        output = body(inputs_embeds=step_input, attention_mask=attention_mask, past_key_values=past, use_cache=True)
-        past = output.past_key_values
-        step_input = output.last_hidden_state[:, -1:]  # (B, 1, W), after the final LayerNorm
-        generated.append(step_input)
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((batch, 1))], dim=1)
-    return torch.cat(generated, dim=1)
-
-
-@torch.no_grad()
 def text_generated_embeds(
     pipe: AudioLDM2Pipeline, texts: list[str], num_tokens: int = AUDIOMAE_TOKENS
 ) -> torch.Tensor:
@@ -145,9 +123,7 @@ def text_generated_embeds(
         attention_mask=t5_mask.new_ones(clap.shape[:2]),
         attention_mask_1=t5_mask,
     )  # (B, 1 + 1 + 1 + 1 + L + 1, gpt2_width): [sos, clap, eos, sos_1, t5..., eos_1]
-    return generate_hidden_states(
-        pipe.language_model, projected.hidden_states, projected.attention_mask, num_tokens
-    )
+    return generate_hidden_states(pipe.language_model, projected.hidden_states, num_tokens, projected.attention_mask)
 
 
 def negative_tokens(

@@ -16,7 +16,7 @@ import torch
 from extractors.frozen import FrozenExtractors
 from mapper.decoders.audioldm2.mel import MelConfig, log_mel
 from mapper.decoders.audioldm2.reference import normalize_reference
-from toy_world import clip_window_audio, plan_world
+from toy_world import clip_window_audio, plan_world, window_event_times
 
 
 @dataclass
@@ -58,5 +58,5 @@ def build_corpus(num_clips: int, seed: int, mel_config: MelConfig, mel_frames: i
     return DecoderCorpus(
         ids=[c["id"] for c in specs], labels=[c["label"] for c in specs], splits=[c["split"] for c in specs],
         waveforms=waveforms, mels=mels, tokens=tokens.float(),
-        event_times=[np.asarray(c["events"]["times"]) - c["start"] for c in specs],
+        event_times=[window_event_times(c) for c in specs],
     )

@@ -1,0 +1,109 @@
+"""Reading a checkpoint: nothing from it but tensors and plain data, and every key checked.
+
+The one reader of weight files in the toolkit: the frozen encoders' released checkpoints
+(``extractors/``), the evaluation embedders' (``evaluation/weights.py``), saved mappers
+(``mapper/loading.py``) and training checkpoints (``mapper/training/checkpointing.py``). It lives in
+the lowest layer so that every package can use it.
+
+Reading: a ``.safetensors`` file holds tensors only; anything else goes through
+``torch.load(weights_only=True)``, passed explicitly: torch honours it in every version we allow
+(2.4+) and ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot override it. A pickled object that would run
+code is refused in one line naming the file (:class:`UnsafeCheckpointError`); a file that is no
+checkpoint at all is one line too.
+
+Checking: a state dict must hold exactly the model's keys with the model's shapes, or one line names
+the file, what it should have been, and the first missing / unexpected / wrongly shaped keys
+(:class:`StateDictMismatchError`), before any weight is copied.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import IO, Any
+
+import torch
+
+SAFETENSORS_SUFFIX = ".safetensors"
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint that holds more than tensors and plain data (or, in training, is remote without opt-in)."""
+
+
+class StateDictMismatchError(ValueError):
+    """A state dict whose keys or shapes are not those of the model it is loaded into."""
+
+
+def read_checkpoint(source: str | os.PathLike | IO[bytes], *, name: str | None = None,
+                    map_location: Any = "cpu") -> dict:
+    """A checkpoint's contents: a path (safetensors by its suffix, else torch weights-only) or an open
+    binary file (torch weights-only). ``name`` is what errors call it (default: the path); a
+    safetensors file is always read to the CPU. One-line errors: FileNotFoundError,
+    :class:`UnsafeCheckpointError` for pickled objects, ValueError for anything else unreadable."""
+    is_path = isinstance(source, (str, os.PathLike))
+    name = name or str(source)
+    if is_path and not os.path.isfile(source):
+        raise FileNotFoundError(f"{name}: no such file")
+    if is_path and str(source).endswith(SAFETENSORS_SUFFIX):
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(source))
+        except Exception as error:  # a truncated or foreign file: safetensors' SafetensorError
+            raise ValueError(f"{name}: cannot be read as safetensors ({_first_line(error)})") from error
+    try:
+        contents = torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as error:
+        pickled = re.search(r"GLOBAL ([\w.]+)", str(error))  # the object torch's weights-only unpickler met
+        if pickled:
+            raise UnsafeCheckpointError(f"{name}: refused: it holds pickled objects beyond tensors and plain data "
+                                        f"(e.g. {pickled.group(1)}), which are never unpickled") from None
+        raise ValueError(f"{name}: cannot be read weights-only ({_first_line(error)})") from error
+    if not isinstance(contents, dict):
+        raise ValueError(f"{name}: holds a {type(contents).__name__}, not a dict of tensors")
+    return contents
+
+
+def read_safetensors_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in a safetensors file, from its header alone (no tensor is read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+
+
+def check_keys(expected: Mapping[str, Any], found: Mapping[str, Any], source, what: str) -> None:
+    """``found`` holds exactly ``expected``'s keys with their shapes, or a one-line
+    :class:`StateDictMismatchError`: ``"{source}: not {what}: missing N (e.g. key); unexpected N (e.g. key);
+    wrong shape N (e.g. key)"`` (the first key of each kind, sorted). Values are tensors or shapes."""
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(found) if _shape(expected[k]) != _shape(found[k]))
+    parts = [f"{kind} {len(keys)} (e.g. {keys[0]})" for kind, keys in
+             (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+    if parts:
+        raise StateDictMismatchError(f"{source}: not {what}: {'; '.join(parts)}")
+
+
+def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source, what: str) -> None:
+    """Load ``state`` into ``model`` after :func:`check_keys` (every key, every shape). A model built on
+    the meta device has no memory to copy into: it is assigned ``state``'s tensors instead (no second
+    copy of the weights); any other model keeps its tensors' dtype and device and copies the values in."""
+    ours = model.state_dict()
+    check_keys(ours, state, source, what)
+    on_meta = any(tensor.is_meta for tensor in ours.values())
+    model.load_state_dict(state, strict=True, assign=on_meta)
+
+
+def _shape(value) -> tuple[int, ...]:
+    return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
+
+
+def _first_line(error: Exception) -> str:
+    """What went wrong, in one line: the weights-only unpickler's own reason when it gave one (its
+    message starts with paragraphs of advice), else the message's first line, else the error's type."""
+    text = str(error).strip()
+    reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    if reason:
+        return reason.group(1).strip()
+    return text.splitlines()[0] if text else type(error).__name__
