@@ -224,13 +224,14 @@ def measure_decoder(pipe, fast_steps: int, paper_steps: int, device: torch.devic
     """Section 1's measurements on a built pipeline; prints them and returns them (seconds; on CUDA
     also each preset's peak allocated bytes, the peak statistics reset before each preset's clip)."""
     from mapper.decoders.audioldm2 import encode_labels, gpt2_stream_width
+    from mapper.decoders.audioldm2.conditions import DEFAULT_NEGATIVE_PROMPT
     from mapper.generation.sampling import sampling_config
 
     frames = pipe.window_frames
     latent = torch.randn(2, *pipe.geometry.latent_shape(frames)[1:], device=device, dtype=dtype)  # (2, 8, 256, 16)
     tokens = torch.randn(2, pipe.mapper.config.num_audio_tokens, gpt2_stream_width(pipe), device=device, dtype=dtype)
 
-    t5, mask = encode_labels(pipe, ["dog barking", "low quality, average quality"])
+    t5, mask = encode_labels(pipe, ["dog barking", DEFAULT_NEGATIVE_PROMPT])
     t = torch.tensor(500, device=device)
 
     def unet_step():

@@ -9,7 +9,7 @@ pass the float32 features to get the published numbers and float64 for the exact
 
 Deliberate differences, all in FD's failure paths: where av-benchmark's FD meets a large imaginary
 part, NaN embeddings or a sqrtm error it prints the error and reports -1, a number that looks like
-a (very good) score; :func:`frechet_distance` returns NaN and warns why instead. It also computes
+a (very good) score; ``frechet_distance`` returns NaN and warns why instead. It also computes
 1-D embeddings, which av-benchmark reports as -1 under scipy >= 1.16 (see its docstring).
 """
 from __future__ import annotations

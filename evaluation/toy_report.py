@@ -1,10 +1,15 @@
 """What the whole chain does on held-out toy clips: right sound (class accuracy), right time (event-sync
-error), right distribution (FD), for audio generated four ways from the same clips.
+error), right distribution (FD), for audio generated from four GPT-2 streams, each rendered with the
+clip's label and without one (label ""):
 
     oracle      AudioMAE tokens of the clip's true audio: the decoder alone, the ceiling
     video       the mapper's tokens from the clip's video: the full pipeline
-    shuffled    the mapper's tokens from another held-out clip's video, with this clip's label
-    label_only  zero tokens (AudioLDM-2's unconditional GPT-2 stream), this clip's label
+    shuffled    the mapper's tokens from another held-out clip's video (the previous one, in id order)
+    zeros       zero tokens (AudioLDM-2's unconditional GPT-2 stream)
+
+Without a label, only the tokens can say what to render: that is where the report shows whether the
+mapper reaches the sound (``zeros`` without a label is the chance level). For ``shuffled`` the report
+also gives the accuracy against the class of the clip whose video gave the tokens ("source class").
 
 Two rows score no generation: "real" is the clips' true audio, "vocoder" the true audio's log-mel (as
 AudioLDM-2 prepares audio for its VAE) turned back into sound by the decoder's vocoder alone: the
@@ -37,7 +42,14 @@ from mapper.decoders.audioldm2.reference import normalize_reference
 from mapper.generation.sampling import SamplingConfig, sampling_config
 from toy_world import read_world, window_event_times
 
-CONDITIONS = ("oracle", "video", "shuffled", "label_only")
+CONDITIONS = ("oracle", "video", "shuffled", "zeros")
+TOY_REPORT_FILE = "toy_report.json"  # where the toy recipe stores the report, beside the mapper
+NO_LABEL = "_no_label"  # row name suffix: the same tokens rendered with the label ""
+
+
+def row_names() -> list[str]:
+    """Every generated row of the report, in print order: each condition with the label, then without."""
+    return [*CONDITIONS, *(f"{name}{NO_LABEL}" for name in CONDITIONS)]
 
 
 @dataclass
@@ -68,8 +80,7 @@ def condition_tokens(pipeline, clips: HeldOutClips) -> dict[str, torch.Tensor]:
     audiomae = FrozenExtractors.from_preset(pipeline.mapper.config.extractor_preset)
     oracle = audiomae.encode_audio(torch.from_numpy(clips.audio))  # (B, N, D)
     video = pipeline.audio_tokens(list(zip(clips.videos, clips.starts)))
-    return {"oracle": oracle, "video": video, "shuffled": video.roll(1, dims=0),
-            "label_only": torch.zeros_like(video)}
+    return {"oracle": oracle, "video": video, "shuffled": video.roll(1, dims=0), "zeros": torch.zeros_like(video)}
 
 
 @torch.inference_mode()
@@ -84,43 +95,55 @@ def vocode_true_audio(pipeline, clips: HeldOutClips) -> np.ndarray:
     return out
 
 
-def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier) -> dict:
-    """Class accuracy, event-sync error and FD of generations (B, S) against the clips."""
+def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier,
+          source_labels: list[str] | None = None) -> dict:
+    """Class accuracy, event-sync error and FD of generations (B, S) against the clips; with
+    `source_labels`, also the accuracy against those (the classes the tokens came from)."""
     scored = round(SCORED_SECONDS * sample_rate)
     generated = panns.embed(classifier, torch.from_numpy(np.ascontiguousarray(audio[:, :scored])))
     real = panns.embed(classifier, torch.from_numpy(np.ascontiguousarray(clips.audio[:, :scored], np.float32)))
     predicted = [TOY_LABELS[k] for k in generated["logits"].argmax(dim=1).tolist()]
     lags = [abs(sync_offset(a, sample_rate, times)) for a, times in zip(audio, clips.event_times)]
-    return {
+    result = {
         "class_accuracy": float(np.mean([p == t for p, t in zip(predicted, clips.labels)])),
         "event_sync_error_s": float(np.nanmean(lags)),
         "fd": frechet_distance(generated["embedding"].numpy(), real["embedding"].numpy()),
     }
+    if source_labels is not None:
+        result["source_class_accuracy"] = float(np.mean([p == t for p, t in zip(predicted, source_labels)]))
+    return result
 
 
 def toy_report(pipeline, world_dir: str | Path, *, limit: int | None = None, sampling: SamplingConfig | None = None,
                seed: int = 0, batch: int = 8) -> dict:
-    """{condition: {class_accuracy, event_sync_error_s, fd}, "clips": n, "real": {...}, "vocoder": {...}} on
-    held-out toy clips ("real": the true audio; "vocoder": the true audio through the vocoder alone)."""
+    """{row: {class_accuracy, event_sync_error_s, fd[, source_class_accuracy]}, "clips": n, "real": {...},
+    "vocoder": {...}} on held-out toy clips, one row per `row_names()` ("real": the true audio; "vocoder":
+    the true audio through the vocoder alone)."""
     sampling = sampling or sampling_config("fast")
     clips = held_out_clips(world_dir, pipeline.clip, limit=limit)
     classifier = load_toy_classifier()
     tokens = condition_tokens(pipeline, clips)
     report = {"clips": len(clips.ids), "real": score(clips.audio, clips, pipeline.sample_rate, classifier),
               "vocoder": score(vocode_true_audio(pipeline, clips), clips, pipeline.sample_rate, classifier)}
+    sources = {"shuffled": clips.labels[-1:] + clips.labels[:-1]}  # video.roll(1): clip i has clip i-1's tokens
     for name in CONDITIONS:
-        audio = np.concatenate([
-            pipeline.render_tokens(tokens[name][i:i + batch], clips.labels[i:i + batch], sampling, seed + i)
-            for i in range(0, len(clips.ids), batch)])
-        report[name] = score(audio, clips, pipeline.sample_rate, classifier)
+        for suffix, labels in (("", clips.labels), (NO_LABEL, [""] * len(clips.ids))):
+            audio = np.concatenate([
+                pipeline.render_tokens(tokens[name][i:i + batch], labels[i:i + batch], sampling, seed + i)
+                for i in range(0, len(clips.ids), batch)])
+            report[name + suffix] = score(audio, clips, pipeline.sample_rate, classifier, sources.get(name))
     return report
 
 
 def format_toy_report(report: dict) -> str:
-    """The report as a small table, one row per condition."""
+    """The report as a small table, one row per condition and label mode."""
     lines = [f"held-out toy clips: {report['clips']}",
-             f"{'audio':<12} {'class acc':>9} {'sync err (s)':>12} {'FD':>9}"]
-    for name in ("real", "vocoder", *CONDITIONS):
-        row = report[name]
-        lines.append(f"{name:<12} {row['class_accuracy']:>9.2f} {row['event_sync_error_s']:>12.3f} {row['fd']:>9.2f}")
+             f"{'audio':<10} {'label':<6} {'class acc':>9} {'source acc':>10} {'sync err (s)':>12} {'FD':>9}"]
+    rows = [("real", "real", ""), ("vocoder", "vocoder", "")]
+    rows += [(name, name.removesuffix(NO_LABEL), "no" if name.endswith(NO_LABEL) else "yes") for name in row_names()]
+    for key, audio, label in rows:
+        row = report[key]
+        source = f"{row['source_class_accuracy']:>10.2f}" if "source_class_accuracy" in row else f"{'':>10}"
+        lines.append(f"{audio:<10} {label:<6} {row['class_accuracy']:>9.2f} {source} "
+                     f"{row['event_sync_error_s']:>12.3f} {row['fd']:>9.2f}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ Each encoder module (``cavp.py``, ``timechat.py``, ``audiomae.py``, ...) provide
 * ``RELEASED_FILES`` (the files it reads from a weights folder; ``"a|b"``: either) and ``load_released(model, weights_dir)``
   (reads them weights-only and loads them with every key checked, both with ``extractors.checkpoint``);
 
-and registers the three with :func:`register_encoder`. ``MFM_WEIGHTS`` is read here, when weights load.
+and registers the three with ``register_encoder``. ``MFM_WEIGHTS`` is read here, when weights load.
 """
 from __future__ import annotations
 

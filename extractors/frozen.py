@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from extractors.audiomae import waveform_to_audiomae_input
+from extractors.audiomae_calibration import calibration_path, load_calibration
 from extractors.encoders import WEIGHTS_ENV, build_encoder, load_encoder_weights, missing_released_files
 from extractors.presets import ExtractorPreset, FeatureDims, get_preset
 
@@ -43,6 +44,12 @@ class FrozenExtractors(nn.Module):
             for name, config in preset.visual.items():
                 load_encoder_weights(self.visual[name], config, weights_dir)
             load_encoder_weights(self.audiomae, preset.audiomae, weights_dir)
+        if preset.audiomae_norm is not None:
+            path = calibration_path(preset.audiomae_norm)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: preset {preset.name!r}'s AudioMAE norm calibration is missing "
+                                        "(make it with python -m recipes.pretrain_toy_decoder --stages audiomae)")
+            load_calibration(self.audiomae.vit.norm, path)
         self.eval().requires_grad_(False)
 
     @classmethod

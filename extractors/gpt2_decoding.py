@@ -5,8 +5,8 @@ vocabulary: the "GPT-2 stream" of its UNet), and the MFM-Mapper predicts the sam
 loop over a visual prefix. One loop serves both, so the two can never drift apart.
 
 It lives in ``extractors``, the bottom layer, because that is the one layer both users may import:
-the mapper core (``mapper.model``) sits below the decoders (``mapper.decoders.audioldm2``), and neither
-may import the other's layer. It depends on nothing but torch and transformers.
+the mapper core (``mapper.model``) and the decoders (``mapper.decoders.audioldm2``) are side by side,
+and neither may import the other. It depends on nothing but torch and transformers.
 
 The KV cache is a transformers ``Cache`` object made up front and passed on every step, under the
 keyword the installed ``GPT2Model.forward`` takes (``cache``; older 5.x releases call it

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from extractors.audiomae import AudioMAEConfig
 from extractors.cavp import CAVPConfig
@@ -67,6 +67,9 @@ class ExtractorPreset:
     released: bool = False  # True: released weights, from weights_dir or $MFM_WEIGHTS (read when loading)
     weights_dir: str | None = None  # folder with the released checkpoints, overriding $MFM_WEIGHTS
     seed: int = 0  # torch seed before building each model (identical random weights everywhere)
+    # a calibration of AudioMAE's final norm (``extractors/audiomae_calibration.py``: a shipped file name
+    # or a path), applied after the weights; None: the norm as built or released
+    audiomae_norm: str | None = None
 
     def __post_init__(self):
         if not self.visual:
@@ -99,6 +102,8 @@ class ExtractorPreset:
         """JSON-able description (tuples become lists when serialised); encoder types by name."""
         data = asdict(self)
         data["visual"] = {name: {"type": type(config).__name__, **asdict(config)} for name, config in self.visual.items()}
+        if data["audiomae_norm"] is None:  # absent, as before the field existed: older fingerprints stay valid
+            del data["audiomae_norm"]
         return data
 
     def fingerprint(self) -> str:
@@ -111,6 +116,12 @@ class ExtractorPreset:
         data["weights_dir"] = self.resolved_weights_dir() is not None
         data.pop("released")
         data["feature_version"] = FEATURE_VERSION
+        if self.audiomae_norm is not None:  # the numbers, not the name: a recalibration changes the features
+            from extractors.audiomae_calibration import calibration_path
+            from extractors.file_hash import file_sha256
+
+            path = calibration_path(self.audiomae_norm)
+            data["audiomae_norm"] = file_sha256(path) if path.is_file() else f"missing:{self.audiomae_norm}"
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -159,3 +170,9 @@ register_preset(ExtractorPreset(
     audiomae=AudioMAEConfig(embed_dim=32, depth=4, num_heads=2, average_blocks=(1, 2, 3)),  # 1024 x 128 in, 8 tokens
     audioldm2="tiny",
 ))
+
+# `tiny` with AudioMAE's output norm calibrated on toy-world audio (tokens standardised per channel):
+# what the `toy` AudioLDM-2 is trained on and the toy recipe's mapper predicts. Made by
+# `python -m recipes.pretrain_toy_decoder --stages audiomae,...` (see extractors/audiomae_calibration.py).
+TOY_AUDIOMAE_NORM = "toy_audiomae_norm.safetensors"
+register_preset(replace(PRESETS["tiny"], name="toy", audiomae_norm=TOY_AUDIOMAE_NORM, audioldm2="toy"))

@@ -11,7 +11,7 @@ from the keyframes before them, not the whole file). Before decord sees a file, 
 header: that turns "not a video" into a precise one-line reason instead of decord's generic
 failure and C++ log.
 
-Bad input is a data problem, not a bug: every failure is a :class:`VideoReadError` whose message
+Bad input is a data problem, not a bug: every failure is a ``VideoReadError`` whose message
 is a single line ``"{path}: {reason}"``, so batch jobs can log it, skip the file and go on.
 """
 from __future__ import annotations

@@ -24,15 +24,19 @@ import math
 import sys
 from pathlib import Path
 
+from evaluation.pairing import NAME_RULES
+from evaluation.protocol import SCORED_SECONDS
 from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, check_folder_option, int_in_range, usage_error
+
+# The embedders (torch) are imported once the command line is parsed: --help and a wrong option answer at
+# once. The names below are those of their owners, evaluation.embedders.SUITE_PRESETS and
+# evaluation.suite.ALL_METRICS, which cannot be imported without torch; tests/test_console.py checks they agree.
+SUITE_PRESETS = ("tiny", "toy", "paper")
+ALL_METRICS = ("fd_passt", "fd_panns", "fd_vggish", "kl_panns", "kl_passt", "is_panns", "is_passt", "ib_score",
+               "desync")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from evaluation.embedders import SUITE_PRESETS
-    from evaluation.pairing import NAME_RULES
-    from evaluation.protocol import SCORED_SECONDS
-    from evaluation.suite import ALL_METRICS
-
     parser = OneLineArgumentParser(prog="python -m recipes.evaluate", description=__doc__.split("\n\n")[1])
     parser.add_argument("--generated", required=True, help="folder of generated audio (.wav/.flac/.ogg/.mp3)")
     parser.add_argument("--reference", required=True, help="folder of reference audio, same names")
@@ -63,7 +67,7 @@ def options_from(args: argparse.Namespace):
     """SuiteOptions from the command line; ValueError / FileNotFoundError naming the option."""
     import torch
 
-    from evaluation.suite import ALL_METRICS, VIDEO_METRICS, SuiteOptions
+    from evaluation.suite import VIDEO_METRICS, SuiteOptions
     from mapper.last_mapper import home
 
     for option in ("generated", "reference"):

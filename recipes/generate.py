@@ -19,14 +19,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from extractors.atomic import remove_stale_temporaries, temporary_path
-from extractors.manifest import VIDEO_SUFFIXES, list_clips
-from extractors.video import MediaReadError, probe_duration
-from mapper.generation.arguments import ArgumentError, check_choice, check_device
-from mapper.generation.long_form import JOIN_MODES
-from mapper.generation.sampling import NEGATIVE_MODES, SAMPLING_PRESETS
 from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, usage_error
 
+# Everything else (extractors, mapper: torch, diffusers, transformers) is imported once the command line is
+# parsed: --help and a wrong option answer at once. The names --help lists are those of their owners, which
+# cannot be imported without torch; tests/test_console.py checks that they agree.
+SAMPLING_PRESETS = ("paper", "fast")  # mapper.generation.sampling.SAMPLING_PRESETS
+NEGATIVE_MODES = ("audioldm2", "zeros")  # mapper.decoders.audioldm2.NEGATIVE_MODES
+JOIN_MODES = ("inpaint", "crossfade")  # mapper.generation.long_form.JOIN_MODES
 DTYPES = ("fp32", "fp16", "bf16")
 # The options that are VideoToAudioPipeline.__call__ arguments: its keyword -> the option. The command
 # line's request is checked by the pipeline's own checks (check_call), whose errors then name the option.
@@ -87,6 +87,8 @@ def _number(text: str | None):
 
 def check_run_options(args: argparse.Namespace) -> None:
     """The options that are not the pipeline's arguments but how it is loaded: --dtype, --device."""
+    from mapper.generation.arguments import check_choice, check_device
+
     check_choice("--dtype", args.dtype, DTYPES)
     check_device(args.device, "--device")
 
@@ -96,6 +98,7 @@ def plan_call(args: argparse.Namespace, jobs: list[Job]):
     checks and, against AudioLDM-2's noise schedule and the mapper's clip window (read from configs: no
     model is built), by what the loaded pipeline checks again; ValueError of one line naming the option."""
     from mapper.decoders.audioldm2 import audioldm2_scheduler
+    from mapper.generation.arguments import ArgumentError
     from mapper.generation.call_plan import check_against_models
     from mapper.generation.pipeline import VideoToAudioPipeline
 
@@ -183,6 +186,8 @@ def check_out(args: argparse.Namespace) -> bool:
 
 def plan_jobs(args: argparse.Namespace) -> list[Job]:
     """The videos of INPUT with their output paths (raises FileNotFoundError / ValueError)."""
+    from extractors.manifest import VIDEO_SUFFIXES, list_clips
+
     source, out = Path(args.input), Path(args.out)
     if not source.exists():
         raise FileNotFoundError(f"INPUT {source}: no such file or folder")
@@ -212,6 +217,8 @@ def plan_jobs(args: argparse.Namespace) -> list[Job]:
 
 def remove_stale_outputs(jobs: list[Job]) -> None:
     """Remove the temporaries a killed run left beside these outputs (those of a live run stay)."""
+    from extractors.atomic import remove_stale_temporaries
+
     targets: dict[Path, set[str]] = {}
     for job in jobs:
         for path in (job.wav, job.mp4):
@@ -229,6 +236,8 @@ class WavSink:
 
     def __init__(self, path: Path, sample_rate: int):
         import soundfile as sf
+
+        from extractors.atomic import temporary_path
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.samples = path, 0
@@ -253,7 +262,9 @@ class WavSink:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from extractors.video import MediaReadError, probe_duration
     from mapper.generation import AudioChunk, ClipDone, loading
+    from mapper.generation.arguments import ArgumentError
     from mapper.generation.mux import mux_audio
 
     try:  # every option, before any model is loaded

@@ -1,7 +1,11 @@
 """`python -m recipes.pretrain_toy_decoder [--out FOLDER] [--seed 1] [--clips N] [--*-steps N]
-[--base FOLDER --stages vae,vocoder,unet]`: pretrain the `toy` AudioLDM-2 on toy-world audio (VAE,
-vocoder, then the UNet; see ``mapper.decoders.audioldm2.pretraining``) and write it in diffusers' layout
-with ``provenance.json``.
+[--base FOLDER --stages audiomae,vae,vocoder,unet]`: pretrain the `toy` AudioLDM-2 on toy-world audio
+(VAE, vocoder, then the UNet; see ``mapper.decoders.audioldm2.pretraining``) and write it in diffusers'
+layout with ``provenance.json``.
+
+The ``audiomae`` stage first calibrates the `toy` extractor preset's AudioMAE output norm on the same
+corpus (``extractors/audiomae_calibration.py``; written to the package's ``extractors/toy_weights``):
+the UNet is trained on, and the toy recipe's mapper predicts, the tokens of that calibrated AudioMAE.
 
 The default ``--out`` is the folder shipped with the package (``load_audioldm2("toy")`` reads it).
 ``--base`` starts from a decoder already made (``toy`` or a folder) and retrains only ``--stages``; the
@@ -18,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,7 +31,8 @@ from mapper.decoders.audioldm2.toy import PROVENANCE, TOY, TOY_FOLDER, TOY_WORLD
 from recipes.cli import OneLineArgumentParser, check_folder_option, int_in_range, usage_error
 
 LATENT_FRAMES = 256  # AudioLDM-2's native window: 10.24 s
-STAGES = ("vae", "vocoder", "unet")
+STAGES = ("audiomae", "vae", "vocoder", "unet")
+TOKENS_PRESET = "toy"  # the extractor preset whose AudioMAE tokens form the GPT-2 stream
 
 
 def stage_list(text: str) -> tuple[str, ...]:
@@ -51,6 +57,9 @@ def parse_args(argv):
     parser.add_argument("--base", default=None, help="start from this decoder ('toy' or a diffusers folder) "
                         "instead of a fresh build; needs --stages")
     parser.add_argument("--stages", type=stage_list, default=STAGES, help="stages to train (default: all)")
+    parser.add_argument("--audiomae-out", type=Path, default=None,
+                        help="the AudioMAE norm calibration the audiomae stage writes and the UNet's tokens use "
+                             "(default: the `toy` extractor preset's shipped file)")
     args = parser.parse_args(argv)
     if args.stages != STAGES and args.base is None:
         parser.error("--stages: training only some stages needs --base (the decoder whose other stages are kept)")
@@ -87,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         base_folder = TOY_FOLDER if args.base == "toy" else Path(args.base)
         pipe, base = load_audioldm2(str(base_folder)), read_provenance(base_folder)
     mel_config = MelConfig.for_vocoder(pipe.vocoder.config)
-    corpus = build_corpus(args.clips, args.seed, mel_config, LATENT_FRAMES * 4)
+    tokens_preset = _tokens_preset(args.audiomae_out)
+    if "audiomae" in args.stages:
+        calibrate_audiomae(tokens_preset, args, mel_config)
+        lap("audiomae")
+    corpus = build_corpus(args.clips, args.seed, mel_config, LATENT_FRAMES * 4, preset=tokens_preset)
     train = [i for i, split in enumerate(corpus.splits) if split != "test"]  # test clips: held out
     print(f"corpus: {len(corpus.ids)} clips of toy world seed {args.seed} ({len(train)} for training)")
     lap("corpus")
@@ -115,6 +128,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _tokens_preset(audiomae_out: Path | None):
+    """The `toy` extractor preset, reading its AudioMAE norm from `audiomae_out` when given."""
+    from extractors.presets import get_preset
+
+    toy = get_preset(TOKENS_PRESET)
+    return toy if audiomae_out is None else replace(toy, audiomae_norm=str(audiomae_out.resolve()))
+
+
+def calibrate_audiomae(preset, args, mel_config) -> None:
+    """Write `preset`'s AudioMAE norm calibration: the norm that standardises the tokens of the corpus's
+    training clips (computed with the norm as built)."""
+    from extractors.audiomae_calibration import calibrated_norm, calibration_path, save_calibration
+    from extractors.frozen import FrozenExtractors
+    from mapper.decoders.audioldm2.pretraining.corpus import build_corpus
+
+    uncalibrated = replace(preset, audiomae_norm=None)
+    corpus = build_corpus(args.clips, args.seed, mel_config, LATENT_FRAMES * 4, preset=uncalibrated)
+    train = [i for i, split in enumerate(corpus.splits) if split != "test"]
+    norm = FrozenExtractors(uncalibrated).audiomae.vit.norm
+    path = calibration_path(preset.audiomae_norm)
+    save_calibration(calibrated_norm(norm, corpus.tokens[train]), path)
+    print(f"audiomae: norm calibrated on {len(train)} clips -> {path}")
+
+
 def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> None:
     """save_pretrained into a temporary sibling folder, then swap it in: `--out` is never half written."""
     out = args.out.resolve()
@@ -129,7 +166,7 @@ def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> Non
                 f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, tuple) else v}"
                 for k, v in vars(args).items() if k != "out" and v is not None),
             "seed": args.seed, "clips": args.clips, "train_clips": train_clips,
-            "steps": {stage: getattr(args, f"{stage}_steps") for stage in args.stages},
+            "steps": {stage: getattr(args, f"{stage}_steps") for stage in args.stages if stage != "audiomae"},
             "seconds": timings, "torch": torch.__version__, "threads": args.threads,
             "sha256": checksums(staging),
         }

@@ -9,50 +9,58 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from jsonargparse import ArgumentError
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.cli import LightningCLI
-
-from extractors.cache import CacheBusyError, CacheMismatchError, CorruptShardError, DuplicateRowsError
-from mapper.arguments import check_int
-from mapper.last_mapper import remember_last_mapper
-from mapper.training import MapperDataModule, MapperModule
-from mapper.training.checkpointing import (SafeCheckpointIO, UnsafeCheckpointError, check_checkpoint_path,
-                                            load_checkpoint_file)
-from mapper.training.data import DataError
-from mapper.training.metrics import evaluate_mapper, format_report
-from mapper.training.model_card import TrainingRecord, write_model_card
 from recipes.cli import usage_error
+
+if TYPE_CHECKING:  # for the annotations only
+    from mapper.training import MapperDataModule, MapperModule
+    from mapper.training.model_card import TrainingRecord
+
+# Lightning (torch) and the mapper are imported in main(): LightningCLI builds its parser, --help included,
+# from the signatures of Trainer, MapperModule and MapperDataModule, so even --help and a wrong option need
+# them; what only the training and the export use is imported once the command line is accepted.
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
-class TrainMapperCLI(LightningCLI):
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.preset", "model.preset")
-        parser.add_argument("--export_dir", default="runs/mapper", help="where the trained mapper is saved")
-        parser.add_argument("--sample_video", default=None, help="video to render a sample from after training")
-        parser.add_argument("--sample_steps", type=int, default=100,
-                            help="AudioLDM-2 steps for the sample (and the toy report)")
-        parser.add_argument("--toy_report_clips", type=int, default=0,
-                            help="after training on a toy world: render this many held-out clips four ways "
-                                 "(oracle / video / shuffled video / label only) and report class accuracy, "
-                                 "event-sync error and FD (0: no report)")
-        parser.add_argument("--resume", type=bool, default=False, help="continue from the last checkpoint (last.ckpt)")
-        parser.add_argument("--ckpt_path", default=None, help="continue from this checkpoint (a local file)")
-        parser.add_argument("--allow_remote_checkpoint", type=bool, default=False,
-                            help="allow --ckpt_path to be a URL (still read weights-only)")
+def _cli_class():
+    """``TrainMapperCLI``: LightningCLI with the recipe's own arguments, checked before any class is built."""
+    from lightning.pytorch.cli import LightningCLI
 
-    def before_instantiate_classes(self) -> None:
-        # Every argument is checked before any class is built: a bad value costs no model.
-        check_run_arguments(self.config)
-        MapperDataModule.check_arguments(**self.config["data"].as_dict())
-        MapperModule.check_arguments(**self.config["model"].as_dict())
+    from mapper.training import MapperDataModule, MapperModule
+
+    class TrainMapperCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.link_arguments("data.preset", "model.preset")
+            parser.add_argument("--export_dir", default="runs/mapper", help="where the trained mapper is saved")
+            parser.add_argument("--sample_video", default=None, help="video to render a sample from after training")
+            parser.add_argument("--sample_steps", type=int, default=100,
+                                help="AudioLDM-2 steps for the sample (and the toy report)")
+            parser.add_argument("--toy_report_clips", type=int, default=0,
+                                help="after training on a toy world: render this many held-out clips four ways "
+                                     "(oracle / video / shuffled video / label only) and report class accuracy, "
+                                     "event-sync error and FD (0: no report)")
+            parser.add_argument("--resume", type=bool, default=False,
+                                help="continue from the last checkpoint (last.ckpt)")
+            parser.add_argument("--ckpt_path", default=None, help="continue from this checkpoint (a local file)")
+            parser.add_argument("--allow_remote_checkpoint", type=bool, default=False,
+                                help="allow --ckpt_path to be a URL (still read weights-only)")
+
+        def before_instantiate_classes(self) -> None:
+            # Every argument is checked before any class is built: a bad value costs no model.
+            check_run_arguments(self.config)
+            MapperDataModule.check_arguments(**self.config["data"].as_dict())
+            MapperModule.check_arguments(**self.config["model"].as_dict())
+
+    return TrainMapperCLI
 
 
 def check_run_arguments(config) -> None:
     """The recipe's own arguments, checked before any class is built (ValueError / FileNotFoundError, one line)."""
+    from mapper.arguments import check_int
+    from mapper.training.checkpointing import check_checkpoint_path
+
     export_dir = Path(config["export_dir"])
     if export_dir.exists() and not export_dir.is_dir():
         raise ValueError(f"--export_dir {export_dir} is a file; expected a folder for the mapper")
@@ -68,8 +76,13 @@ def check_run_arguments(config) -> None:
 
 
 def main(args: list[str] | None = None) -> dict | int:
+    from jsonargparse import ArgumentError
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from mapper.training import MapperDataModule, MapperModule
+
     try:
-        cli = TrainMapperCLI(
+        cli = _cli_class()(
             MapperModule,
             MapperDataModule,
             run=False,
@@ -81,6 +94,15 @@ def main(args: list[str] | None = None) -> dict | int:
     except (ArgumentError, ValueError, KeyError, FileNotFoundError, MisconfigurationException) as error:
         # jsonargparse's messages span lines; a KeyError's str() is quoted
         return usage_error(" ".join(str(error.args[0] if isinstance(error, KeyError) else error).split()))
+    from extractors.cache import CacheBusyError, CacheMismatchError, CorruptShardError, DuplicateRowsError
+    from mapper.last_mapper import remember_last_mapper
+    from mapper.training.checkpointing import SafeCheckpointIO, UnsafeCheckpointError
+    from mapper.training.data import DataError
+    from mapper.training.metrics import evaluate_mapper, format_report
+    from mapper.training.model_card import write_model_card
+    from recipes.lightning_compat import use_treespec_leaf
+
+    use_treespec_leaf()  # Trainer.fit's CombinedLoader without torch's deprecated LeafSpec() (see the module)
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
     # Every checkpoint this run reads (--ckpt_path, --resume, the best one) goes through this.
     trainer.strategy.checkpoint_io = SafeCheckpointIO(allow_remote=cli.config["allow_remote_checkpoint"])
@@ -124,6 +146,8 @@ def main(args: list[str] | None = None) -> dict | int:
 
 def _training_record(cli, data: MapperDataModule) -> TrainingRecord:
     """What the model card says of this run: its config and the data it saw."""
+    from mapper.training.model_card import TrainingRecord
+
     world = data.toy_world
     dataset = f"toy-foley (seed {world.seed})" if world is not None else data.cache.root.name
     data_lines = [f"feature cache: `{data.cache.root}` (extractor preset `{data.preset}`)",
@@ -144,6 +168,8 @@ def _fix_checkpoint_dir(trainer) -> None:
 
 
 def _load_best(model: MapperModule, trainer) -> None:
+    from mapper.training.checkpointing import load_checkpoint_file
+
     best = getattr(trainer.checkpoint_callback, "best_model_path", "")
     if best:
         model.load_state_dict(load_checkpoint_file(best)["state_dict"])
@@ -173,7 +199,10 @@ def _render_sample(mapper_dir: Path, video: str, label: str | None, steps: int) 
 
 def _toy_report(mapper_dir: Path, world: Path, clips: int, steps: int) -> tuple[dict, str | None]:
     """The toy report (dict) and its printed table, or ({}, None) when the world is too small for one."""
-    from evaluation.toy_report import format_toy_report, toy_report
+    import json
+
+    from evaluation.toy_report import TOY_REPORT_FILE, format_toy_report, toy_report
+    from extractors.atomic import atomic_write_text
     from mapper.generation.loading import load_pipeline
     from mapper.generation.sampling import sampling_config
 
@@ -184,6 +213,7 @@ def _toy_report(mapper_dir: Path, world: Path, clips: int, steps: int) -> tuple[
         print(f"toy report skipped: {error}")
         return {}, None
     table = format_toy_report(report)
+    atomic_write_text(mapper_dir / TOY_REPORT_FILE, json.dumps(report, indent=1) + "\n")  # beside the mapper
     print(table)
     return report, table
 

@@ -20,14 +20,14 @@ def toy_world(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def toy_cache(toy_world, tmp_path_factory):
-    """The toy world's features extracted with the tiny preset: path of the cache folder."""
+    """The toy world's features extracted with the toy recipe's preset (`toy`): path of the cache folder."""
     from extractors.cache import FeatureCache
     from extractors.manifest import list_clips
     from extractors.extraction import extract_to_cache
     from extractors.frozen import FrozenExtractors
 
     path = tmp_path_factory.mktemp("toy_cache") / "cache"
-    extract_to_cache(list_clips(toy_world[1]), FeatureCache(path), FrozenExtractors.from_preset("tiny"), progress=False)
+    extract_to_cache(list_clips(toy_world[1]), FeatureCache(path), FrozenExtractors.from_preset("toy"), progress=False)
     return path
 
 

@@ -1,5 +1,7 @@
 """The whole path a new user takes: train_mapper on the toy world, then generate from a held-out
 video with the CLI and the Python API; bad input gives a one-line error naming the file."""
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -39,7 +41,9 @@ def test_train_mapper_reports_exports_and_renders_a_sample(trained):
     report = metrics.pop("toy_report")  # rendered with the shipped toy decoder, the toy recipe's default
     assert {"mse", "mse_mean_baseline", "mse_shuffled_baseline"} <= metrics.keys()
     assert all(np.isfinite(v) for v in metrics.values())
-    assert report["clips"] == 2 and {"real", "vocoder", "oracle", "video", "shuffled", "label_only"} <= report.keys()
+    assert report["clips"] == 2 and {"real", "vocoder", "oracle", "video", "shuffled", "zeros", "oracle_no_label",
+                                      "video_no_label", "shuffled_no_label", "zeros_no_label"} <= report.keys()
+    assert json.loads((work / "mapper" / "toy_report.json").read_text()).keys() == report.keys()  # stored beside the mapper
     assert report["vocoder"]["event_sync_error_s"] <= 0.05  # the audio path keeps the events where they were
     assert all(0.0 <= row["class_accuracy"] <= 1.0 and np.isfinite(row["fd"]) for row in report.values()
                if isinstance(row, dict))
@@ -49,7 +53,7 @@ def test_train_mapper_reports_exports_and_renders_a_sample(trained):
     assert (home / "last_mapper").read_text().strip() == str((work / "mapper").resolve())
     card = ModelCard.load(work / "mapper" / "README.md")  # the model card, with the run's own figures
     assert card.data.library_name == "mfm-mapper" and "toy-foley" in card.data.datasets[0]
-    assert f"{metrics['mse']:10.4f}" in card.text and "label_only" in card.text and "max_epochs" in card.text
+    assert f"{metrics['mse']:10.4f}" in card.text and "zeros" in card.text and "max_epochs" in card.text
 
 
 @pytest.mark.parametrize("which", ["short", "long"])

@@ -169,7 +169,7 @@ def split_caches(toy_world, tmp_path_factory):
     from extractors.manifest import list_clips
 
     clips = list_clips(toy_world[1])[:6]
-    extractors = FrozenExtractors.from_preset("tiny")
+    extractors = FrozenExtractors.from_preset("toy")  # the toy recipe's preset
     caches = {}
     for name, splits in {"no_val": ["train"] * 4 + ["test"] * 2, "no_test": ["train"] * 4 + ["val"] * 2}.items():
         items = [dataclasses.replace(clip, split=split) for clip, split in zip(clips, splits)]

@@ -1,5 +1,6 @@
-"""The shipped `toy` AudioLDM-2: what was shipped is what the recipe wrote, it loads offline, and the
-sound it renders is the class its label names."""
+"""The shipped `toy` AudioLDM-2: what was shipped is what the recipe wrote, it loads offline, the sound
+it renders is the class its label names, and without a label the GPT-2 stream (the mapper's tokens)
+decides what it renders."""
 from __future__ import annotations
 
 import json
@@ -38,10 +39,10 @@ def test_the_shipped_weights_are_what_the_recipe_recorded():
 
 @pytest.fixture(scope="module")
 def toy():
-    """The toy AudioLDM-2 in a pipeline (tiny extractors, an untrained tiny mapper: only its rendering of
-    given tokens is used here)."""
-    mapper = build_mapper(MapperConfig.from_preset("tiny", n_layer=2, n_head=2))
-    pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("tiny"), mapper, load_audioldm2("toy"))
+    """The toy AudioLDM-2 in a pipeline (the `toy` extractors, whose calibrated AudioMAE it was trained on;
+    an untrained tiny mapper: only its rendering of given tokens is used here)."""
+    mapper = build_mapper(MapperConfig.from_preset("toy", n_layer=2, n_head=2))
+    pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("toy"), mapper, load_audioldm2("toy"))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -52,7 +53,7 @@ def held_out(toy):
     clip = ClipConfig()
     specs = [c for c in plan_world(40, HELD_OUT_SEED, clip)["clips"] if c["duration"] >= clip.seconds][:8]
     audio = np.stack([clip_window_audio(c, clip) for c in specs])  # (8, 160000)
-    tokens = toy.extractors.frozen.encode_audio(torch.from_numpy(audio))  # (8, 8, 32) tiny AudioMAE tokens
+    tokens = toy.extractors.frozen.encode_audio(torch.from_numpy(audio))  # (8, 8, 32) the toy AudioMAE's tokens
     return {"labels": [c["label"] for c in specs], "tokens": tokens,
             "events": [np.asarray(c["events"]["times"]) - c["start"] for c in specs]}
 
@@ -70,17 +71,40 @@ def test_it_loads_offline_as_the_tiny_builds_components(toy):
 
 
 @pytest.mark.slow
-def test_the_sound_it_renders_is_the_labelled_class(toy, held_out):
-    """The T5 stream is wired and trained: the toy classifier hears the label it was given, not the clip's
-    other label. (Event timing from the GPT-2 stream is not learned yet: see the README.)"""
+def test_the_label_steers_when_the_tokens_agree_or_are_absent(toy, held_out):
+    """The T5 stream is wired and trained: with the clip's own label beside its tokens, and with any label
+    beside zero tokens, the toy classifier hears the label. (A label against the tokens' class is a
+    contest the toy report measures, not a rule: see docs/toy-world.md.)"""
     tokens, labels = held_out["tokens"], held_out["labels"]
     other = [TOY_LABELS[(TOY_LABELS.index(label) + 1) % len(TOY_LABELS)] for label in labels]
-    model = load_toy_classifier()
-    heard = [TOY_LABELS[k] for k in classify(model, _render(toy, tokens, labels)[:, :128000])]
-    heard_other = [TOY_LABELS[k] for k in classify(model, _render(toy, tokens, other)[:, :128000])]
-    followed = np.mean([h == label for h, label in zip(heard + heard_other, labels + other)])  # chance: 1 in 5
-    assert followed >= 0.9, (heard, heard_other)
-    assert np.mean([h == label for h, label in zip(heard_other, labels)]) <= 0.1  # not the clip's own class
+    agree = _heard(toy, tokens, labels)
+    absent = _heard(toy, torch.zeros_like(tokens), other)
+    followed = np.mean([h == label for h, label in zip(agree + absent, labels + other)])  # chance: 1 in 5
+    assert followed >= 0.9, (agree, absent)
+    assert np.mean([h == label for h, label in zip(absent, labels)]) <= 0.1  # not the clip's own class
+
+
+def _heard(pipe, tokens, labels) -> list[str]:
+    return [TOY_LABELS[k] for k in classify(load_toy_classifier(), _render(pipe, tokens, labels)[:, :128000])]
+
+
+def hears_the_tokens(pipe, tokens, classes) -> float:
+    """The wiring check: render `tokens` with an empty label; the fraction of clips whose sound the toy
+    classifier hears as `classes` (the class of the audio the tokens were computed from)."""
+    return float(np.mean([h == c for h, c in zip(_heard(pipe, tokens, [""] * len(classes)), classes)]))
+
+
+HEARS = 0.75  # 6 of 8 clips; chance is 1 in 5
+
+
+@pytest.mark.slow
+def test_without_a_label_the_gpt2_stream_carries_the_sound(toy, held_out):
+    """The mapper's tokens reach the UNet: with label "", the true audio's tokens are heard as its class,
+    another clip's tokens as *that* clip's class, and zero tokens as no class in particular."""
+    tokens, labels = held_out["tokens"], held_out["labels"]
+    assert hears_the_tokens(toy, tokens, labels) >= HEARS
+    assert hears_the_tokens(toy, tokens.roll(1, dims=0), labels[-1:] + labels[:-1]) >= HEARS  # another clip's
+    assert hears_the_tokens(toy, torch.zeros_like(tokens), labels) <= 0.5  # nothing to hear: near chance
 
 
 def _one_error_line(capsys) -> str:
@@ -120,7 +144,8 @@ def test_retraining_one_stage_keeps_the_others_byte_for_byte(tmp_path):
     base's, and provenance.json keeps the base's record."""
     from recipes import pretrain_toy_decoder
 
-    few = ["--clips", "8", "--vae-steps", "1", "--vocoder-steps", "1", "--unet-steps", "1", "--batch", "1"]
+    few = ["--clips", "8", "--vae-steps", "1", "--vocoder-steps", "1", "--unet-steps", "1", "--batch", "1",
+           "--audiomae-out", str(tmp_path / "audiomae_norm.safetensors")]  # never the shipped calibration
     assert pretrain_toy_decoder.main([*few, "--out", str(tmp_path / "base")]) == 0
     assert pretrain_toy_decoder.main([*few, "--out", str(tmp_path / "new"), "--base", str(tmp_path / "base"),
                                       "--stages", "vocoder"]) == 0

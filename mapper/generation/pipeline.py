@@ -5,8 +5,8 @@ mapper and AudioLDM-2's own components (UNet, VAE, vocoder, Flan-T5, and optiona
 stack that computes the negative GPT-2 condition) are registered components, so
 ``save_pretrained`` / ``from_pretrained`` round-trip it and ``.to(device)`` moves it.
 
-How a video is rendered (see :mod:`~mapper.generation.long_form` for the windows,
-:mod:`~mapper.generation.sampling` for the sampling presets, :mod:`mapper.decoders.audioldm2` for the
+How a video is rendered (see ``mapper.generation.long_form`` for the windows,
+``mapper.generation.sampling`` for the sampling presets, ``mapper.decoders.audioldm2`` for the
 decoder's conditions, sampling loop and latents):
 
 1. The video is cut into overlapping clip windows (one window for a clip of <= 10 s).
@@ -15,15 +15,15 @@ decoder's conditions, sampling loop and latents):
    the Flan-T5 prompt, classifier-free guidance against the negative pair; in the default
    ``inpaint`` mode the overlap with the previous window is a known region, so the window
    continues the previous one. A reference sound is the known region of the first window.
-   (:meth:`~VideoToAudioPipeline.sample_latents` is this step, the one sampling path;
-   :meth:`~VideoToAudioPipeline.render_tokens` runs it on given tokens, one clip window each.)
+   (``VideoToAudioPipeline.sample_latents`` is this step, the one sampling path;
+   ``VideoToAudioPipeline.render_tokens`` runs it on given tokens, one clip window each.)
 4. Per window: VAE + vocoder; the waveforms are cross-faded over the overlaps and streamed out.
 
 Several videos are rendered together: their current windows share UNet batches (grouped by
 latent length), each video with its own random generator, so a video's audio does not depend on
 what it was batched with. A video that cannot be read fails alone (``ClipFailed``).
 
-:func:`mapper.generation.loading.load_pipeline` assembles the parts a trained mapper was made for.
+``mapper.generation.loading.load_pipeline`` assembles the parts a trained mapper was made for.
 
 Length: one class whose rendering loop (start, advance, sample, finish a window) reads top to
 bottom; its parts (outputs, the checked request, loading, windows, sampling, the decoder) live in
@@ -324,7 +324,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         """Check ``__call__``'s arguments without any model (``mapper.generate`` and ``recipes.generate``
         do, before they load one): TypeError for an unknown keyword, ValueError of one line naming a bad
         value. Returns the checked request (what ``stream`` takes). What only a model can tell (the
-        scheduler, the bounds of the steps and the overlap: :func:`~mapper.generation.call_plan.check_against_models`)
+        scheduler, the bounds of the steps and the overlap: ``mapper.generation.call_plan.check_against_models``)
         ``__call__`` checks next."""
         bound = inspect.signature(cls.__call__).bind(None, video, label, **kwargs)
         bound.apply_defaults()
@@ -436,8 +436,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
         """The one sampling path: mapper tokens (B, N, D) + labels -> latents (B, C, frames, F).
 
         Row i's noise is drawn from ``generators[i]`` (so a row sounds the same whatever it is batched
-        with), the conditions are :meth:`conditions` (negatives first when guided), and AudioLDM-2's
-        loop (:func:`~mapper.decoders.audioldm2.denoise`) runs ``sampling``'s scheduler; ``known``
+        with), the conditions are those of ``conditions`` (negatives first when guided), and AudioLDM-2's
+        loop (``mapper.decoders.audioldm2.denoise``) runs ``sampling``'s scheduler; ``known``
         (B, C, frames, F) where ``known_mask`` (B, 1, frames, 1) is set is kept (inpainting).
         """
         device, dtype = self.unet.device, self.unet.dtype

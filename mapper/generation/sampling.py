@@ -1,6 +1,6 @@
 """Sampling settings: the paper's decoding, a fast preset, and any diffusers scheduler by name.
 
-A :class:`SamplingConfig` says how AudioLDM-2 turns noise into a latent: which diffusers scheduler,
+A ``SamplingConfig`` says how AudioLDM-2 turns noise into a latent: which diffusers scheduler,
 how many steps, the classifier-free-guidance scale and what guidance pushes away from. Presets
 are data:
 

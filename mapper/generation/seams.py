@@ -2,7 +2,7 @@
 
 A soundtrack rendered window by window has joins (the overlaps where one window hands over to
 the next). A join is seamless when the sound changes across it no more than it changes across an
-equally long stretch inside a window. Two measures on AudioLDM-2's log-mel (:mod:`mapper.decoders.audioldm2.mel`),
+equally long stretch inside a window. Two measures on AudioLDM-2's log-mel (``mapper.decoders.audioldm2.mel``),
 each a ratio join / inside-window, so 1.0 means "the joins look like any other stretch" and
 larger means audible seams:
 

@@ -10,12 +10,52 @@ from __future__ import annotations
 import os
 
 import torch
-from diffusers import AudioLDM2Pipeline
+from diffusers import AudioLDM2Pipeline, AutoencoderKL
+from diffusers.pipelines.audioldm2.modeling_audioldm2 import AudioLDM2ProjectionModel, AudioLDM2UNet2DConditionModel
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from transformers import (ClapFeatureExtractor, ClapModel, GPT2Model, RobertaTokenizer, RobertaTokenizerFast,
+                          SpeechT5HifiGan, T5EncoderModel, T5Tokenizer, T5TokenizerFast, VitsModel, VitsTokenizer)
 
 from mapper.decoders.audioldm2.tiny import build_tiny_audioldm2, freeze
 from mapper.decoders.audioldm2.toy import TOY_FOLDER
 
 BUILT_IN = ("tiny", "toy")
+
+
+class _AudioLDM2Folder(AudioLDM2Pipeline):
+    """``AudioLDM2Pipeline`` with its GPT-2 stream annotated as the class AudioLDM-2 folders hold.
+
+    ``AudioLDM2Pipeline.__init__`` annotates ``language_model`` as ``GPT2LMHeadModel``, but every AudioLDM-2
+    checkpoint holds a ``GPT2Model`` (``cvssp/audioldm2``'s model_index.json and the ``toy`` folder name it,
+    and so does the pipeline's own docstring), and ``from_pretrained`` checks each loaded component against
+    the annotations (a warning otherwise). The same signature, with the true class; used for loading only.
+    """
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder: ClapModel,
+        text_encoder_2: T5EncoderModel | VitsModel,
+        projection_model: AudioLDM2ProjectionModel,
+        language_model: GPT2Model,
+        tokenizer: RobertaTokenizer | RobertaTokenizerFast,
+        tokenizer_2: T5Tokenizer | T5TokenizerFast | VitsTokenizer,
+        feature_extractor: ClapFeatureExtractor,
+        unet: AudioLDM2UNet2DConditionModel,
+        scheduler: KarrasDiffusionSchedulers,
+        vocoder: SpeechT5HifiGan,
+    ):
+        super().__init__(vae, text_encoder, text_encoder_2, projection_model, language_model, tokenizer, tokenizer_2,
+                         feature_extractor, unet, scheduler, vocoder)  # fmt: skip
+
+
+def _from_pretrained(name_or_path: str, **kwargs) -> AudioLDM2Pipeline:
+    """``AudioLDM2Pipeline.from_pretrained`` through :class:`_AudioLDM2Folder`, handed back as a plain
+    ``AudioLDM2Pipeline`` of the same components (its ``save_pretrained`` names diffusers' class, as before)."""
+    loaded = _AudioLDM2Folder.from_pretrained(name_or_path, **kwargs)
+    pipe = AudioLDM2Pipeline(**loaded.components)
+    pipe.register_to_config(_name_or_path=loaded.config._name_or_path)
+    return pipe
 
 
 def _looks_like_path(name: str) -> bool:
@@ -34,7 +74,7 @@ def _from_hub(repo_id: str, dtype: torch.dtype, download: bool) -> AudioLDM2Pipe
     unknown id, not cached) becomes one line naming both readings."""
     if not download:
         try:
-            return AudioLDM2Pipeline.from_pretrained(repo_id, dtype=dtype, local_files_only=True, use_safetensors=True)
+            return _from_pretrained(repo_id, dtype=dtype, local_files_only=True, use_safetensors=True)
         except OSError:
             raise FileNotFoundError(
                 f"AudioLDM-2 '{repo_id}' (named by the mapper's config) is not in the local Hugging Face cache, "
@@ -42,7 +82,7 @@ def _from_hub(repo_id: str, dtype: torch.dtype, download: bool) -> AudioLDM2Pipe
                 "or a local folder"
             ) from None
     try:
-        return AudioLDM2Pipeline.from_pretrained(repo_id, dtype=dtype, use_safetensors=True)
+        return _from_pretrained(repo_id, dtype=dtype, use_safetensors=True)
     except OSError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OSError(
@@ -78,7 +118,7 @@ def load_audioldm2(
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "model_index.json")):
             raise FileNotFoundError(f"{path} is not a diffusers AudioLDM-2 folder: model_index.json is missing")
-        pipe = AudioLDM2Pipeline.from_pretrained(path, local_files_only=True, dtype=dtype, use_safetensors=True)
+        pipe = _from_pretrained(path, local_files_only=True, dtype=dtype, use_safetensors=True)
     elif os.path.exists(path) or _looks_like_path(name_or_path):
         raise FileNotFoundError(
             f"AudioLDM-2 folder not found: {path} (expected a diffusers save_pretrained folder, "

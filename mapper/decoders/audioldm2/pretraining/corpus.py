@@ -26,7 +26,7 @@ class DecoderCorpus:
     splits: list[str]
     waveforms: torch.Tensor  # (N, mel_frames * hop) normalised audio, what the vocoder must output
     mels: torch.Tensor  # (N, mel_frames, mels) log-mel of the waveforms, what the VAE encodes
-    tokens: torch.Tensor  # (N, 8, token_dim) tiny AudioMAE of the raw window: the GPT-2 stream
+    tokens: torch.Tensor  # (N, 8, token_dim) the preset's AudioMAE of the raw window: the GPT-2 stream
     event_times: list[np.ndarray]  # per clip, seconds from the window's start
 
     def subset(self, split: str) -> "DecoderCorpus":
@@ -37,9 +37,10 @@ class DecoderCorpus:
 
 
 def build_corpus(num_clips: int, seed: int, mel_config: MelConfig, mel_frames: int,
-                 preset: str = "tiny", batch: int = 32) -> DecoderCorpus:
+                 preset="tiny", batch: int = 32) -> DecoderCorpus:
     """Plan a toy world (`num_clips`, `seed`), render its sound tracks (no video) and prepare them:
-    `mel_frames` frames of the vocoder's mel (`mel_config`) per clip."""
+    `mel_frames` frames of the vocoder's mel (`mel_config`) per clip; the GPT-2-stream tokens from the
+    AudioMAE of `preset` (a name or an ExtractorPreset)."""
     extractors = FrozenExtractors.from_preset(preset)
     clip = extractors.preset.clip
     world = plan_world(num_clips, seed, clip)
