@@ -34,6 +34,7 @@ from extractors.audiomae import waveform_to_audiomae_input
 from extractors.fbank import LOG_FLOOR_EPS, kaldi_fbank, num_frames
 from extractors.frozen import FrozenExtractors
 from extractors.presets import get_preset
+from golden import assert_spectrogram_close  # tests/golden.py
 from extractors.timechat import (CLIP_MEAN, CLIP_STD, TIMECHAT_FILES, Fp32LayerNorm, TimeChatConfig, TimeChatVisual,
                                  convert_timechat_state_dict, merge_timechat_checkpoints, timechat_key_map)
 
@@ -299,7 +300,7 @@ def test_kaldi_fbank_golden():
     for name, wave in inputs.items():
         ours = kaldi_fbank(wave, sample_rate=16000, num_mel_bins=128, frame_shift_ms=10.0, window_type="hanning")[0]
         assert ours.shape[0] == num_frames(wave.shape[-1]) == 1 + (wave.shape[-1] - 400) // 160
-        _close(ours, outputs[name])
+        assert_spectrogram_close(ours, outputs[name])
 
 
 # =========================================================================== preprocessing
