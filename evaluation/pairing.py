@@ -5,11 +5,15 @@ name of another length is silently left unpaired or cut wrong. Here a generated 
 the reference of the same stem; the optional ``vggsound`` rule maps the generation-name patterns
 seen in V2A releases (``000000014_<ytid>_000007-0``, ``<ytid>_000007-0``, ``Y<ytid>_000001_0``) to
 ``<ytid>_<start>`` with a regular expression that matches the whole name or nothing. Unpaired
-files are reported by name.
+files are reported by name, and so are the audio-named entries that are no readable file (a dangling
+symlink, a folder named ``x.wav``): they are left out of the pairing with their one-line reason
+(:attr:`Pairing.unusable`) instead of stopping the run when they are read.
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +28,32 @@ class Pairing:
     pairs: list[tuple[str, Path, Path]] = field(default_factory=list)  # (name, generated, reference)
     unpaired_generated: list[Path] = field(default_factory=list)
     unpaired_reference: list[Path] = field(default_factory=list)
+    # audio-named entries of either folder that are no readable file -> "{path}: reason" (left out)
+    unusable: dict[Path, str] = field(default_factory=dict)
 
 
-def list_audio(folder: str | Path) -> dict[str, Path]:
-    """Audio files of ``folder`` by stem; ValueError if two files share a stem (a.wav and a.flac)."""
+def unusable_reason(path: Path) -> str | None:
+    """Why ``path`` (an entry with an audio name) cannot be read as a file, in one line naming it; None if it can."""
+    try:
+        mode = path.stat().st_mode  # follows a symlink
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"{path}: a dangling symlink (its target {os.readlink(path)} does not exist)"
+        return f"{path}: disappeared while the folder was listed"
+    except OSError as error:  # a symlink loop, a name too long, no permission on a folder on the way
+        return f"{path}: cannot be read ({error.strerror or type(error).__name__})"
+    if stat.S_ISDIR(mode):
+        return f"{path}: a folder, not an audio file"
+    if not stat.S_ISREG(mode):
+        return f"{path}: not a regular file (a device, pipe or socket)"
+    if not os.access(path, os.R_OK):
+        return f"{path}: no permission to read it"
+    return None
+
+
+def list_audio(folder: str | Path, unusable: dict[Path, str] | None = None) -> dict[str, Path]:
+    """Audio files of ``folder`` by stem; ValueError if two files share a stem (a.wav and a.flac).
+    Audio-named entries that are no readable file are left out, with their reason in ``unusable``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
@@ -35,6 +61,11 @@ def list_audio(folder: str | Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() not in AUDIO_SUFFIXES or path.name.startswith("."):
             continue  # hidden names are temporaries of a writer
+        reason = unusable_reason(path)
+        if reason is not None:
+            if unusable is not None:
+                unusable[path] = reason
+            continue
         if path.stem in found:
             raise ValueError(f"{folder}: {found[path.stem].name} and {path.name} have the same name; keep one")
         found[path.stem] = path
@@ -52,8 +83,8 @@ def sample_name(stem: str, rule: str = "exact") -> str:
 
 
 def pair_files(generated: str | Path, reference: str | Path, rule: str = "exact") -> Pairing:
-    gen, ref = list_audio(generated), list_audio(reference)
     pairing = Pairing()
+    gen, ref = list_audio(generated, pairing.unusable), list_audio(reference, pairing.unusable)
     used = set()
     for stem, path in gen.items():
         name = sample_name(stem, rule)

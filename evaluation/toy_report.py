@@ -15,6 +15,10 @@ Two rows score no generation: "real" is the clips' true audio, "vocoder" the tru
 AudioLDM-2 prepares audio for its VAE) turned back into sound by the decoder's vocoder alone: the
 ceiling of everything the UNet and VAE could do.
 
+One held-out clip is enough for every row but the two ``shuffled`` ones, which need another clip's
+video: with one clip they are left out and the report's ``note`` says why; FD, which fits a Gaussian
+to the clips, is None (n/a) there.
+
 Class accuracy: the toy classifier (``evaluation.toy_classifier``, the `toy` PANNs preset) on the
 first ``SCORED_SECONDS`` of each generation, against the clip's label. Event-sync error: mean |lag|
 of the generated onsets against the clip's true events (``evaluation.toy_sync``). FD: Fréchet distance
@@ -43,6 +47,7 @@ from mapper.generation.sampling import SamplingConfig, sampling_config
 from toy_world import read_world, window_event_times
 
 CONDITIONS = ("oracle", "video", "shuffled", "zeros")
+NEEDS_ANOTHER_CLIP = ("shuffled",)  # conditions made from another held-out clip's video
 TOY_REPORT_FILE = "toy_report.json"  # where the toy recipe stores the report, beside the mapper
 NO_LABEL = "_no_label"  # row name suffix: the same tokens rendered with the label ""
 
@@ -62,12 +67,14 @@ class HeldOutClips:
     audio: np.ndarray  # (B, clip samples) the true audio of each window, as extraction reads it
 
 
-def held_out_clips(world_dir: str | Path, clip, split: str = "test", limit: int | None = None) -> HeldOutClips:
-    """The `split` clips of the toy world in `world_dir`, at most `limit`, in id order."""
+def held_out_clips(world_dir: str | Path, clip, split: str = "test", limit: int | None = None,
+                   minimum: int = 2) -> HeldOutClips:
+    """The `split` clips of the toy world in `world_dir`, at most `limit`, in id order; ValueError (one
+    line) if fewer than `minimum`."""
     world = read_world(world_dir)
     specs = world.clips(split)[:limit]
-    if len(specs) < 2:
-        raise ValueError(f"{world_dir}: {len(specs)} '{split}' clips; the report needs at least 2")
+    if len(specs) < minimum:
+        raise ValueError(f"{world_dir}: {len(specs)} '{split}' clips; the report needs at least {minimum}")
     videos = [world.video_path(c["id"]) for c in specs]
     audio = np.stack([read_clip(v, clip, start=c["start"], with_audio=True).audio for v, c in zip(videos, specs)])
     return HeldOutClips([c["id"] for c in specs], videos, [float(c["start"]) for c in specs],
@@ -95,19 +102,28 @@ def vocode_true_audio(pipeline, clips: HeldOutClips) -> np.ndarray:
     return out
 
 
+def real_embedding(clips: HeldOutClips, sample_rate: int, classifier) -> torch.Tensor:
+    """The classifier's embedding of the clips' true audio (what every row's FD compares against)."""
+    scored = round(SCORED_SECONDS * sample_rate)
+    audio = torch.from_numpy(np.ascontiguousarray(clips.audio[:, :scored], np.float32))
+    return panns.embed(classifier, audio)["embedding"]
+
+
 def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier,
-          source_labels: list[str] | None = None) -> dict:
+          source_labels: list[str] | None = None, real: torch.Tensor | None = None) -> dict:
     """Class accuracy, event-sync error and FD of generations (B, S) against the clips; with
-    `source_labels`, also the accuracy against those (the classes the tokens came from)."""
+    `source_labels`, also the accuracy against those (the classes the tokens came from). FD is None
+    for a single clip (no covariance to fit). `real`: :func:`real_embedding`, when the caller has it already."""
     scored = round(SCORED_SECONDS * sample_rate)
     generated = panns.embed(classifier, torch.from_numpy(np.ascontiguousarray(audio[:, :scored])))
-    real = panns.embed(classifier, torch.from_numpy(np.ascontiguousarray(clips.audio[:, :scored], np.float32)))
+    real = real_embedding(clips, sample_rate, classifier) if real is None else real
     predicted = [TOY_LABELS[k] for k in generated["logits"].argmax(dim=1).tolist()]
     lags = [abs(sync_offset(a, sample_rate, times)) for a, times in zip(audio, clips.event_times)]
     result = {
         "class_accuracy": float(np.mean([p == t for p, t in zip(predicted, clips.labels)])),
         "event_sync_error_s": float(np.nanmean(lags)),
-        "fd": frechet_distance(generated["embedding"].numpy(), real["embedding"].numpy()),
+        "fd": (frechet_distance(generated["embedding"].numpy(), real.numpy())
+               if len(audio) > 1 else None),
     }
     if source_labels is not None:
         result["source_class_accuracy"] = float(np.mean([p == t for p, t in zip(predicted, source_labels)]))
@@ -118,32 +134,46 @@ def toy_report(pipeline, world_dir: str | Path, *, limit: int | None = None, sam
                seed: int = 0, batch: int = 8) -> dict:
     """{row: {class_accuracy, event_sync_error_s, fd[, source_class_accuracy]}, "clips": n, "real": {...},
     "vocoder": {...}} on held-out toy clips, one row per `row_names()` ("real": the true audio; "vocoder":
-    the true audio through the vocoder alone)."""
+    the true audio through the vocoder alone). With a single clip the shuffled rows are left out and
+    "note" says so; ValueError (one line) if the world has no held-out clip."""
     sampling = sampling or sampling_config("fast")
-    clips = held_out_clips(world_dir, pipeline.clip, limit=limit)
+    clips = held_out_clips(world_dir, pipeline.clip, limit=limit, minimum=1)
+    single = len(clips.ids) < 2
     classifier = load_toy_classifier()
     tokens = condition_tokens(pipeline, clips)
-    report = {"clips": len(clips.ids), "real": score(clips.audio, clips, pipeline.sample_rate, classifier),
-              "vocoder": score(vocode_true_audio(pipeline, clips), clips, pipeline.sample_rate, classifier)}
+    real = real_embedding(clips, pipeline.sample_rate, classifier)  # once, for every row
+    report = {"clips": len(clips.ids), "real": score(clips.audio, clips, pipeline.sample_rate, classifier, real=real),
+              "vocoder": score(vocode_true_audio(pipeline, clips), clips, pipeline.sample_rate, classifier, real=real)}
     sources = {"shuffled": clips.labels[-1:] + clips.labels[:-1]}  # video.roll(1): clip i has clip i-1's tokens
+    if single:
+        skipped = ", ".join(f"{name}, {name}{NO_LABEL}" for name in NEEDS_ANOTHER_CLIP)
+        report["note"] = (f"{skipped} skipped: 1 held-out clip, and a shuffled video is another clip's "
+                          "(they need at least 2)")
     for name in CONDITIONS:
+        if single and name in NEEDS_ANOTHER_CLIP:
+            continue
         for suffix, labels in (("", clips.labels), (NO_LABEL, [""] * len(clips.ids))):
             audio = np.concatenate([
                 pipeline.render_tokens(tokens[name][i:i + batch], labels[i:i + batch], sampling, seed + i)
                 for i in range(0, len(clips.ids), batch)])
-            report[name + suffix] = score(audio, clips, pipeline.sample_rate, classifier, sources.get(name))
+            report[name + suffix] = score(audio, clips, pipeline.sample_rate, classifier, sources.get(name), real)
     return report
 
 
 def format_toy_report(report: dict) -> str:
-    """The report as a small table, one row per condition and label mode."""
+    """The report as a small table, one row per condition and label mode (those it has), then its note."""
     lines = [f"held-out toy clips: {report['clips']}",
              f"{'audio':<10} {'label':<6} {'class acc':>9} {'source acc':>10} {'sync err (s)':>12} {'FD':>9}"]
     rows = [("real", "real", ""), ("vocoder", "vocoder", "")]
     rows += [(name, name.removesuffix(NO_LABEL), "no" if name.endswith(NO_LABEL) else "yes") for name in row_names()]
     for key, audio, label in rows:
+        if key not in report:
+            continue  # a row this many clips cannot give (the note says which)
         row = report[key]
         source = f"{row['source_class_accuracy']:>10.2f}" if "source_class_accuracy" in row else f"{'':>10}"
+        fd = f"{row['fd']:>9.2f}" if row["fd"] is not None else f"{'n/a':>9}"
         lines.append(f"{audio:<10} {label:<6} {row['class_accuracy']:>9.2f} {source} "
-                     f"{row['event_sync_error_s']:>12.3f} {row['fd']:>9.2f}")
+                     f"{row['event_sync_error_s']:>12.3f} {fd}")
+    if report.get("note"):
+        lines.append(report["note"])
     return "\n".join(lines)

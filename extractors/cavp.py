@@ -212,23 +212,44 @@ def convert_cavp_checkpoint(state_dict: dict, cfg: CAVPConfig = CAVPConfig(), or
     return out
 
 
-def read_cavp_checkpoint(path: str, cfg: CAVPConfig = CAVPConfig()) -> dict:
+def read_cavp_checkpoint(path: str, cfg: CAVPConfig = CAVPConfig(), map_location="cpu") -> dict:
     """Read (weights-only) and convert ``cavp_epoch66.ckpt``; one-line error naming the file (and, when
-    it is missing, where to get it)."""
+    it is missing, where to get it). ``map_location="meta"``: every check, no tensor read."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CAVP checkpoint not found: {path} (download {CAVP_CHECKPOINT} from {CAVP_SOURCE})")
-    return convert_cavp_checkpoint(read_checkpoint(path), cfg, origin=path)
+    return convert_cavp_checkpoint(read_checkpoint(path, map_location=map_location), cfg, origin=path)
+
+
+def check_cavp_checkpoint(path: str, cfg: CAVPConfig = CAVPConfig()) -> None:
+    """Everything ``load_cavp`` would refuse (a missing file, pickled objects, a file that is no checkpoint,
+    wrong keys or shapes), as the same one-line error, without reading a weight or building the model:
+    the file is unpickled weights-only onto the meta device. A command line calls it before any model
+    is built."""
+    read_cavp_checkpoint(path, cfg, map_location="meta")
+
+
+def check_released(cfg: CAVPConfig, weights_dir: str) -> None:
+    """:func:`check_cavp_checkpoint` on ``weights_dir``'s ``cavp_epoch66.ckpt``."""
+    check_cavp_checkpoint(os.path.join(weights_dir, CAVP_CHECKPOINT), cfg)
 
 
 def load_cavp(path: str, cfg: CAVPConfig = CAVPConfig()) -> CAVPEncoder:
-    """Build ``CAVPEncoder`` from the released ``cavp_epoch66.ckpt`` (eval mode, frozen)."""
-    model = CAVPEncoder(cfg)
-    load_strict(model, read_cavp_checkpoint(path, cfg), path, CAVP_LAYOUT)
+    """Build ``CAVPEncoder`` from the released ``cavp_epoch66.ckpt`` (eval mode, frozen).
+
+    The checkpoint is read and checked first; a refused file costs no model. The model is then built on
+    the meta device and given the checkpoint's tensors (float32, as CAVP runs), so the weights are
+    held once."""
+    state = read_cavp_checkpoint(path, cfg)
+    state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
+    with torch.device("meta"):
+        model = CAVPEncoder(cfg)
+    load_strict(model, state, path, CAVP_LAYOUT)
     return model.eval().requires_grad_(False)
 
 
 def load_released(model: CAVPEncoder, weights_dir: str) -> None:
-    """``cavp_epoch66.ckpt`` from ``weights_dir``, converted and strictly checked."""
+    """``cavp_epoch66.ckpt`` from ``weights_dir``, converted and strictly checked (``check_released``
+    refuses a bad file the same way before ``model`` is built)."""
     path = os.path.join(weights_dir, CAVP_CHECKPOINT)
     load_strict(model, read_cavp_checkpoint(path, model.cfg), path, CAVP_LAYOUT)
 

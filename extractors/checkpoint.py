@@ -14,12 +14,21 @@ checkpoint at all is one line too.
 Checking: a state dict must hold exactly the model's keys with the model's shapes, or one line names
 the file, what it should have been, and the first missing / unexpected / wrongly shaped keys
 (:class:`StateDictMismatchError`), before any weight is copied.
+
+Checking before building: ``read_checkpoint(path, map_location="meta")`` gives the contents with every
+tensor on the meta device (shape and dtype, no data): a pickle is still unpickled weights-only (so it is
+refused the same way) but no tensor is read, and a safetensors file is read from its header alone. A
+loader can so refuse a file before it allocates the model the weights are for.
+
+Every refusal is a :class:`CheckpointError` (a ValueError): a command line prints it as one line.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO, Any
 
 import torch
@@ -27,11 +36,15 @@ import torch
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
-class UnsafeCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """A weight file that is refused: unreadable, unsafe, or not the model's (one line naming the file)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """A checkpoint that holds more than tensors and plain data (or, in training, is remote without opt-in)."""
 
 
-class StateDictMismatchError(ValueError):
+class StateDictMismatchError(CheckpointError):
     """A state dict whose keys or shapes are not those of the model it is loaded into."""
 
 
@@ -39,8 +52,9 @@ def read_checkpoint(source: str | os.PathLike | IO[bytes], *, name: str | None =
                     map_location: Any = "cpu") -> dict:
     """A checkpoint's contents: a path (safetensors by its suffix, else torch weights-only) or an open
     binary file (torch weights-only). ``name`` is what errors call it (default: the path); a
-    safetensors file is always read to the CPU. One-line errors: FileNotFoundError,
-    :class:`UnsafeCheckpointError` for pickled objects, ValueError for anything else unreadable."""
+    safetensors file is read to the CPU, or with ``map_location="meta"`` from its header alone (meta
+    tensors). One-line errors: FileNotFoundError, :class:`UnsafeCheckpointError` for pickled objects,
+    :class:`CheckpointError` for anything else unreadable."""
     is_path = isinstance(source, (str, os.PathLike))
     name = name or str(source)
     if is_path and not os.path.isfile(source):
@@ -49,9 +63,11 @@ def read_checkpoint(source: str | os.PathLike | IO[bytes], *, name: str | None =
         from safetensors.torch import load_file
 
         try:
+            if _is_meta(map_location):
+                return _safetensors_on_meta(source)
             return load_file(str(source))
         except Exception as error:  # a truncated or foreign file: safetensors' SafetensorError
-            raise ValueError(f"{name}: cannot be read as safetensors ({_first_line(error)})") from error
+            raise CheckpointError(f"{name}: cannot be read as safetensors ({first_line(error)})") from None
     try:
         contents = torch.load(source, map_location=map_location, weights_only=True)
     except Exception as error:
@@ -59,10 +75,37 @@ def read_checkpoint(source: str | os.PathLike | IO[bytes], *, name: str | None =
         if pickled:
             raise UnsafeCheckpointError(f"{name}: refused: it holds pickled objects beyond tensors and plain data "
                                         f"(e.g. {pickled.group(1)}), which are never unpickled") from None
-        raise ValueError(f"{name}: cannot be read weights-only ({_first_line(error)})") from error
+        raise CheckpointError(f"{name}: cannot be read weights-only ({first_line(error)})") from None
     if not isinstance(contents, dict):
-        raise ValueError(f"{name}: holds a {type(contents).__name__}, not a dict of tensors")
+        raise CheckpointError(f"{name}: holds a {type(contents).__name__}, not a dict of tensors")
     return contents
+
+
+def _is_meta(map_location) -> bool:
+    return (isinstance(map_location, str) and map_location == "meta") or (
+        isinstance(map_location, torch.device) and map_location.type == "meta")
+
+
+def _safetensors_on_meta(path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file as a meta tensor of its shape and dtype, from the header alone."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        out = {}
+        for key in f.keys():
+            piece = f.get_slice(key)
+            dtype = _SAFETENSORS_DTYPES.get(piece.get_dtype())
+            if dtype is None:
+                raise ValueError(f"tensor {key} has dtype {piece.get_dtype()}, which is not read here")
+            out[key] = torch.empty(tuple(piece.get_shape()), dtype=dtype, device="meta")
+        return out
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}  # fmt: skip
 
 
 def read_safetensors_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
@@ -71,6 +114,36 @@ def read_safetensors_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...
 
     with safe_open(str(path), framework="pt") as f:
         return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+
+
+def read_config_json(path: str | os.PathLike, max_bytes: int) -> dict:
+    """An untrusted JSON config as a dict: at most ``max_bytes``, valid JSON, an object; else one line
+    naming the file (read before anything is built from it)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{path}: {size / 2**20:.1f} MiB; a config may hold at most {max_bytes / 2**20:g} MiB")
+    try:
+        config = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as error:  # includes ints of more than 4300 digits
+        raise ValueError(f"{path}: not valid JSON ({first_line(error)})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: a JSON {type(config).__name__}, not an object")
+    return config
+
+
+def read_header_shapes(path: str | os.PathLike, max_header_bytes: int) -> dict[str, tuple[int, ...]]:
+    """:func:`read_safetensors_shapes` of an untrusted file, after checking its header's length (the first
+    8 bytes) against ``max_header_bytes``; every failure is one line naming the file."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+    if length > max_header_bytes:
+        raise ValueError(f"{path}: a safetensors header of {length} bytes; at most {max_header_bytes / 2**20:g} MiB "
+                         "allowed")
+    try:
+        return read_safetensors_shapes(path)
+    except Exception as error:  # safetensors' own errors (SafetensorError) are no ValueError
+        raise ValueError(f"{path}: not a readable safetensors file ({first_line(error)})") from None
 
 
 def check_keys(expected: Mapping[str, Any], found: Mapping[str, Any], source, what: str) -> None:
@@ -99,7 +172,7 @@ def _shape(value) -> tuple[int, ...]:
     return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     """What went wrong, in one line: the weights-only unpickler's own reason when it gave one (its
     message starts with paragraphs of advice), else the message's first line, else the error's type."""
     text = str(error).strip()

@@ -9,8 +9,9 @@ Why it is shaped this way:
   smaller calls, so a folder of mixed resolutions still works.
 * When both video models take the same square size (the paper preset: 224), the workers also do
   the models' resize (`resize_frames`, the same uint8 kernel, so the features are identical): it
-  runs once per clip instead of once per model, off the main process, and fewer bytes cross from
-  the workers and to the GPU (4.6x fewer for 360p video). Otherwise each model resizes the decoded frames itself.
+  runs once per clip instead of once per model, off the main process, as the frames are decoded (a
+  clip never holds 40 full-size frames), and fewer bytes cross from the workers and to the GPU
+  (4.6x fewer for 360p video). Otherwise each model resizes the decoded frames itself.
 * Finished clips are flushed to a new cache shard every `shard_size` clips (written atomically), so
   a killed job (even `kill -9`) loses at most one shard of work per process, and a rerun skips every
   clip already in the cache: nothing is lost, nothing is duplicated.
@@ -26,9 +27,10 @@ Why it is shaped this way:
   processed twice) and writes its own shards and failure log; rank 0 releases the lock after every
   rank has finished. The cache merges the shards of all ranks when loaded.
 * A bad file is data, not a bug: it is recorded with its one-line reason, skipped, and listed in the
-  report, which rank 0 returns for all ranks. Training extraction (`require_audio=True`) needs the
-  audio target and skips clips without an audio track (reported); inference extraction keeps them
-  and stores no AudioMAE target for them (see extractors/cache.py).
+  report, which rank 0 returns for all ranks. Frames too small or too large (extractors/media_limits.py)
+  are refused from the file's header, before anything is decoded. Training extraction
+  (`require_audio=True`) needs the audio target and skips clips without an audio track (reported);
+  inference extraction keeps them and stores no AudioMAE target for them (see extractors/cache.py).
 """
 from __future__ import annotations
 
@@ -40,13 +42,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from extractors.cache import FeatureCache
-from extractors.frames import resize_frames
+from extractors.frames import shared_frame_size, square_frames  # noqa: F401 (square_frames: benchmarks import it here)
 from extractors.manifest import ClipItem
 from extractors.presets import AUDIO_TARGET, ExtractorPreset
 from extractors.video import DecodedClip, VideoReadError, read_clip
@@ -118,9 +119,7 @@ class DecodeDataset(Dataset):
     def __getitem__(self, index: int) -> Decoded:
         item = self.items[index]
         try:
-            clip = read_clip(item.path, self.clip_config, start=item.start, with_audio="optional")
-            if self.frame_size is not None:
-                clip.frames = square_frames(clip.frames, self.frame_size)
+            clip = read_clip(item.path, self.clip_config, start=item.start, with_audio="optional", size=self.frame_size)
             # As tensors the arrays reach the main process through shared memory, not a pickle
             # through a pipe (~2x less copying; 27 MB of frames per 360p clip).
             clip.frames = torch.from_numpy(clip.frames)
@@ -132,18 +131,6 @@ class DecodeDataset(Dataset):
             return Decoded(item, None, f"{item.path}: unexpected decoding error ({type(error).__name__}: "
                                        f"{str(error).splitlines()[0] if str(error) else ''})")
         return Decoded(item, clip, None)
-
-
-def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8, by the models' own resize (exact: it is uint8 inside)."""
-    resized = resize_frames(torch.from_numpy(frames)[None], size)[0]  # (T, 3, S, S) float, whole numbers
-    return resized.permute(0, 2, 3, 1).to(torch.uint8).numpy()
-
-
-def shared_frame_size(preset) -> int | None:
-    """The square size every visual encoder resizes to, if they agree (then workers resize once for all)."""
-    sizes = {getattr(config, "image_size", None) for config in preset.visual.values()}
-    return sizes.pop() if len(sizes) == 1 else None
 
 
 def _one(decoded: Decoded) -> Decoded:

@@ -1,6 +1,7 @@
 """Resizing decoded frames for the video models, one kernel for all of them (and for extraction's workers)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -28,3 +29,16 @@ def resize_frames(frames_uint8: torch.Tensor, size: int) -> torch.Tensor:
         x = F.interpolate(x.to(on), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         x = x.to(device)
     return x.float().reshape(b, t, 3, size, size)
+
+
+def square_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8, by the models' own resize (exact: it is uint8 inside)."""
+    resized = resize_frames(torch.from_numpy(frames)[None], size)[0]  # (T, 3, S, S) float, whole numbers
+    return resized.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+
+
+def shared_frame_size(preset) -> int | None:
+    """The square size every visual encoder resizes to, if they agree (then frames are resized once for
+    all of them, as they are decoded: ``read_clip(size=...)``)."""
+    sizes = {getattr(config, "image_size", None) for config in preset.visual.values()}
+    return sizes.pop() if len(sizes) == 1 else None

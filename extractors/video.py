@@ -9,7 +9,9 @@ long ones are cropped to the window that starts at ``start``.
 Decoding uses decord (seek-based random access: 40 frames out of a long video cost decoding
 from the keyframes before them, not the whole file). Before decord sees a file, PyAV opens its
 header: that turns "not a video" into a precise one-line reason instead of decord's generic
-failure and C++ log.
+failure and C++ log, and refuses frames too small or too large (``extractors/media_limits.py``)
+before any is decoded. Given the models' ``size``, frames are resized as they are decoded, a few
+at a time, and padded after: a clip never holds 40 frames of the video's own size.
 
 Bad input is a data problem, not a bug: every failure is a ``VideoReadError`` whose message
 is a single line ``"{path}: {reason}"``, so batch jobs can log it, skip the file and go on.
@@ -26,6 +28,7 @@ import decord
 import numpy as np
 import soundfile as sf
 
+from extractors import media_limits
 from extractors.clip import ClipConfig
 
 # Our errors carry ffmpeg's reason; decord's own ffmpeg log would only repeat it on stderr.
@@ -66,13 +69,15 @@ class DecodedClip:
 
 
 def read_clip(path, clip: ClipConfig, start: float = 0.0,
-              with_audio: AudioMode = True) -> DecodedClip:
+              with_audio: AudioMode = True, size: int | None = None) -> DecodedClip:
     """Decode the window [start, start + clip.seconds) of a video.
 
     Frame i is the decoded frame nearest to ``start + i / clip.fps`` (ties go to the earlier
     frame, the one on screen at that instant). Times at or past the end of the video give zero
     frames and zero audio. ``with_audio``: True requires an audio track (else VideoReadError),
-    "optional" returns ``audio=None`` when there is none, False never decodes audio.
+    "optional" returns ``audio=None`` when there is none, False never decodes audio. ``size``:
+    frames come out (T, size, size, 3), resized by the models' own kernel (``resize_frames``, so
+    the same as resizing the full frames later) before the padding is added.
     """
     if with_audio not in (True, False, "optional"):
         raise ValueError(f"with_audio must be True, False or 'optional', not {with_audio!r}")
@@ -89,8 +94,8 @@ def read_clip(path, clip: ClipConfig, start: float = 0.0,
                                    f"({duration:.2f} s)")
     times = start + np.arange(clip.num_frames) / clip.fps  # (T,) wanted instants
     num_valid = int(np.count_nonzero(times < duration))
-    frames = _decode_frames(path, vr, _nearest(frame_starts, times[:num_valid]))  # (V, H, W, 3)
-    padded = np.zeros((clip.num_frames, *frames.shape[1:]), np.uint8)  # (T, H, W, 3)
+    frames = _decode_frames(path, vr, _nearest(frame_starts, times[:num_valid]), size)  # (V, H, W, 3)
+    padded = np.zeros((clip.num_frames, *frames.shape[1:]), np.uint8)  # (T, H, W, 3), resized if `size`
     padded[:num_valid] = frames
 
     audio = _read_audio_window(path, clip, start, duration) if with_audio and has_audio else None
@@ -102,6 +107,30 @@ def probe_duration(path) -> float:
     path = Path(path)
     _probe(path)
     return _timeline(path, _open_decord(path))[1]
+
+
+def check_media_limits(path, max_seconds: float = media_limits.MAX_SECONDS, *, start: float = 0.0,
+                       duration: float | None = None, hint: str = media_limits.MAX_SECONDS_HINT) -> float:
+    """Seconds of ``path`` a request renders from ``start`` for ``duration`` (None: to the end), once
+    the video is checked against the limits: its frame size (from the header) and those seconds
+    against ``max_seconds`` (from the frame index). Nothing is decoded. VideoReadError of one line
+    otherwise; ``hint`` (in the "too long" reason) says how the caller raises ``max_seconds``.
+    """
+    return seconds_to_render(path, probe_duration(path), max_seconds, start=start, duration=duration, hint=hint)
+
+
+def seconds_to_render(path, video_seconds: float, max_seconds: float = media_limits.MAX_SECONDS, *,
+                      start: float = 0.0, duration: float | None = None,
+                      hint: str = media_limits.MAX_SECONDS_HINT) -> float:
+    """``check_media_limits``'s seconds for a video of ``video_seconds`` (``probe_duration``'s)."""
+    available = video_seconds - start
+    if available <= 0:
+        raise VideoReadError(path, f"start {start:g} s is at or past the end of the video")
+    seconds = available if duration is None else min(duration, available)
+    problem = media_limits.seconds_problem(seconds, max_seconds, hint)
+    if problem:
+        raise VideoReadError(path, problem)
+    return seconds
 
 
 def read_audio_file(path, sample_rate: int) -> np.ndarray:
@@ -156,16 +185,23 @@ def read_frames(path, choose) -> np.ndarray:
 
 
 def _probe(path: Path) -> bool:
-    """Check the file is a readable video with PyAV; return whether it has an audio track."""
+    """Check the file is a readable video with PyAV, whose frames are within the size limits (from
+    the header: nothing is decoded); return whether it has an audio track."""
     if not path.is_file():
         raise VideoReadError(path, "no such file")
     try:
         with av.open(str(path)) as container:
             kinds = {s.type for s in container.streams}
+            # the stream decord decodes: both ask ffmpeg for the best one (av_find_best_stream)
+            video = container.streams.best("video")
+            width, height = (video.codec_context.width, video.codec_context.height) if video else (0, 0)
     except av.FFmpegError as e:
         raise VideoReadError(path, f"not a readable video (ffmpeg: {e.strerror})") from None
     if "video" not in kinds:
         raise VideoReadError(path, "no video stream")
+    problem = media_limits.frame_size_problem(width, height)
+    if problem:
+        raise VideoReadError(path, problem)
     return "audio" in kinds
 
 
@@ -198,7 +234,20 @@ def _nearest(frame_starts: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.where(take_later, later, earlier)
 
 
-def _decode_frames(path: Path, vr: decord.VideoReader, indices: np.ndarray) -> np.ndarray:
+# Frames decoded at the video's own size at once when they are resized as they are read: at the
+# largest frames allowed (media_limits.MAX_FRAME_PIXELS) 212 MB, instead of a clip's 40 frames.
+RESIZE_CHUNK = 8
+
+
+def _decode_frames(path: Path, vr: decord.VideoReader, indices: np.ndarray,
+                   size: int | None = None) -> np.ndarray:
+    """(V, H, W, 3) uint8 frames at ``indices``, or (V, size, size, 3) resized a chunk at a time."""
+    if size is not None:
+        from extractors.frames import square_frames  # torch: only where frames are resized
+
+        chunks = [square_frames(_decode_frames(path, vr, indices[i : i + RESIZE_CHUNK]), size)
+                  for i in range(0, len(indices), RESIZE_CHUNK)]  # fmt: skip
+        return np.concatenate(chunks) if chunks else np.zeros((0, size, size, 3), np.uint8)
     if len(indices) == 0:
         h, w, _ = vr[0].shape
         return np.zeros((0, h, w, 3), np.uint8)

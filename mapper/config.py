@@ -7,21 +7,50 @@ of the named visual feature streams it reads and of the tokens it predicts (copi
 preset by ``MapperConfig.from_preset``, because a saved mapper must be usable on its own; left out,
 they are the paper preset's), which preset produced them, and which AudioLDM-2 its outputs
 condition, so ``load_pipeline()`` can pick the matching frozen models without being told.
+
+A config.json is untrusted input: every size in it is an integer (never a bool, a float or a string)
+within ``LIMITS``, checked here when the config is made, before any model is built from it (each
+bound far above the paper's figure, and small enough that the model a config describes is built in
+about a second on the meta device, and that what is derived from the config but never saved — the
+alignment matrices, the sampling schedules, the generation loops — stays small).
 """
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import re
 from dataclasses import dataclass
 
 from transformers import PretrainedConfig
 
 from extractors.encoders import StreamSpec
-from mapper.arguments import check_choice, check_int, check_number
+from mapper.arguments import ArgumentError, check_choice, check_int, check_number, shown
 
 ALL_STREAMS = "all"
 FUSIONS = ("concat_proj", "add", "time_cat")
 LOSSES = ("mse", "l1")
 MAPPER_TYPES = ("autoregressive", "diffusion")
+
+# The largest size a mapper config may ask for (the paper's in brackets): a GPT-2 deeper than 128 blocks
+# (12; GPT-2 XL has 48) or wider than 16384 (768: AudioMAE's width; GPT-2 XL 1600), a position table over
+# 65536 (1024), a clip of over 2048 frames (40: 10 s at 4 fps), over 1024 predicted tokens (8), a DDPM
+# schedule of over 100000 noise levels (1000) or over 1000 denoising steps at inference (50).
+LIMITS = {
+    "n_layer": 128,
+    "n_head": 256,
+    "n_positions": 65536,
+    "diffusion_train_timesteps": 100_000,
+    "diffusion_inference_steps": 1000,
+    "num_frames": 2048,
+    "num_audio_tokens": 1024,
+    "audio_token_dim": 16384,
+}
+# Each visual stream: at most 16 streams, of at most 16384 channels (CAVP 512, TimeChat 768) and
+# 4096 tokens (windows x queries; TimeChat 2 x 32), so an alignment matrix (frames x tokens) stays
+# under 32 MiB.
+MAX_STREAMS, MAX_STREAM_DIM, MAX_STREAM_TOKENS = 16, 16384, 4096
+STREAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # a module and buffer name (align_<name>)
+MAX_LABELS = 1024  # PretrainedConfig's num_labels / id2label (unused here; it builds a dict of them)
 
 
 @dataclass(frozen=True)
@@ -42,7 +71,7 @@ class MapperOptions:
         check_choice("fusion", self.fusion, FUSIONS)
         check_choice("loss", self.loss, LOSSES)
         for name in ("n_layer", "n_head", "n_positions", "diffusion_train_timesteps", "diffusion_inference_steps"):
-            check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1, LIMITS[name])
         check_number("dropout", self.dropout, low=0.0, below=1.0)
         if self.diffusion_inference_steps > self.diffusion_train_timesteps:
             raise ValueError(f"diffusion_inference_steps={self.diffusion_inference_steps} must be <= "
@@ -83,6 +112,11 @@ class MapperConfig(PretrainedConfig):
         options = MapperOptions(**{name: kwargs.pop(name) for name in OPTION_NAMES if name in kwargs})
         for name in OPTION_NAMES:
             setattr(self, name, getattr(options, name))
+        for name, value in (("num_frames", num_frames), ("num_audio_tokens", num_audio_tokens),
+                            ("audio_token_dim", audio_token_dim)):
+            if value is not None:
+                check_int(name, value, 1, LIMITS[name])
+        _check_generic_sizes(kwargs)
         if None in (streams, num_frames, num_audio_tokens, audio_token_dim):
             # A shape not given is the paper preset's, read from its owners: the clip timing (ClipConfig:
             # the frames), the encoders (the streams) and AudioMAE (the token count and width).
@@ -94,6 +128,10 @@ class MapperConfig(PretrainedConfig):
             audio_token_dim = paper.dims.audio_token_dim if audio_token_dim is None else audio_token_dim
             if streams is None:  # the paper's encoders at this clip length
                 streams = {name: config.stream(num_frames).to_dict() for name, config in paper.visual.items()}
+        _check_streams(streams, num_frames)
+        if stream_order is not None and not (isinstance(stream_order, (list, tuple))
+                                             and all(isinstance(name, str) for name in stream_order)):
+            raise ArgumentError("stream_order", f" must be a list of stream names, got {shown(stream_order)}")
         self.streams = streams
         self.stream_order = list(stream_order) if stream_order is not None else list(streams)
         if sorted(self.stream_order) != sorted(self.streams):
@@ -151,3 +189,42 @@ class MapperConfig(PretrainedConfig):
             audioldm2=audioldm2 or preset.audioldm2,
             **{**dataclasses.asdict(options or MapperOptions()), **kwargs},  # single options override `options`
         )
+
+
+def _check_streams(streams, num_frames: int) -> None:
+    """``streams`` is {name: {"dim", "spans", "queries"}} within the bounds, every window [start, end) of
+    whole frames inside the clip; a bad entry is named as ``streams.<name>.<field>``."""
+    if not (isinstance(streams, dict) and 1 <= len(streams) <= MAX_STREAMS):
+        raise ArgumentError("streams", f" must map 1 to {MAX_STREAMS} stream names to their shapes, "
+                            f"got {shown(streams)}")
+    for name, spec in streams.items():
+        if not (isinstance(name, str) and STREAM_NAME.fullmatch(name)):
+            raise ArgumentError("streams", f" names must be identifiers of at most 64 characters, got {shown(name)}")
+        where = f"streams.{name}"
+        if not (isinstance(spec, dict) and {"dim", "spans", "queries"} <= set(spec)):
+            raise ArgumentError(where, f" must be a dict of dim, spans and queries, got {shown(spec)}")
+        check_int(f"{where}.dim", spec["dim"], 1, MAX_STREAM_DIM)
+        queries = check_int(f"{where}.queries", spec["queries"], 1, MAX_STREAM_TOKENS)
+        spans = spec["spans"]
+        ok = isinstance(spans, (list, tuple)) and 1 <= len(spans) <= num_frames and all(
+            isinstance(span, (list, tuple)) and len(span) == 2
+            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in span)
+            and 0 <= span[0] < span[1] <= num_frames
+            for span in spans)  # fmt: skip
+        if not ok:
+            raise ArgumentError(f"{where}.spans", f" must be a list of 1 to {num_frames} [start, end) frame windows "
+                                f"with 0 <= start < end <= num_frames={num_frames}, got {shown(spans)}")
+        if len(spans) * queries > MAX_STREAM_TOKENS:
+            tokens = len(spans) * queries
+            raise ArgumentError(f"{where}.spans", f": {len(spans)} windows x {queries} queries = {tokens} tokens, "
+                                f"at most {MAX_STREAM_TOKENS} allowed")
+
+
+def _check_generic_sizes(kwargs: dict) -> None:
+    """The sizes ``PretrainedConfig`` itself reads: ``num_labels`` (it builds a dict of that many labels)."""
+    if "num_labels" in kwargs:
+        check_int("num_labels", kwargs["num_labels"], 0, MAX_LABELS)
+    for name in ("id2label", "label2id"):
+        value = kwargs.get(name)
+        if value is not None and not (isinstance(value, dict) and len(value) <= MAX_LABELS):
+            raise ArgumentError(name, f" must be a dict of at most {MAX_LABELS} labels, got {shown(value)}")

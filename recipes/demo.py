@@ -10,10 +10,16 @@ one). The toy examples come from --world, else the world the default toy trainin
 in $MFM_HOME/demo_world. The model is loaded on the first generation, once. Nothing reaches the
 network: Gradio's analytics are off and the models are read from disk. Every option is checked
 before anything is loaded (exit 2 with one `error:` line).
+
+One generation runs at a time, in this process (a lock, not only Gradio's concurrency limit), and at
+most QUEUE_SIZE requests wait (the rest are refused in one line). A request that is stopped (the
+**Stop** button) or whose page is closed stops its generation at the next denoising step; the next
+request waits for that. Videos longer than MAX_VIDEO_SECONDS are refused before any work.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import filecmp
 import ipaddress
@@ -27,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +52,13 @@ TRAIN_COMMAND = "python -m recipes.train_mapper"
 DEMO_WORLD = {"num_clips": 5, "seed": 0}  # built in $MFM_HOME/demo_world when no toy world is found
 MAX_EXAMPLES = 8
 DEFAULT_PRESET = "fast"
+MAX_VIDEO_SECONDS = 120.0  # the demo's own limit per request, below the pipeline's (extractors.media_limits)
+QUEUE_SIZE = 8  # requests waiting behind the one generating; more are refused ("Queue is full")
+DEMO_LIMIT_HINT = "this demo's limit: trim the video, or render it with `python -m recipes.generate`"
+POLL_SECONDS = 0.25  # how often a waiting request looks whether it was cancelled or its page closed
+# the page's words for the pipeline's arguments, in its one-line errors
+PAGE_NAMES = {"reference_audio": "Reference audio", "num_inference_steps": "Steps", "guidance_scale": "Guidance",
+              "seed": "Seed", "label": "Sound label", "mode": "Window join", "preset": "Preset"}  # fmt: skip
 _HOST_NAME = re.compile(r"(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
 
@@ -178,6 +192,31 @@ def build_world(root: Path) -> ToyExamples | None:
 # ---------------------------------------------------------------- generation
 
 
+class Cancelled(Exception):
+    """The request was stopped or its page closed; str(): what the status line says."""
+
+
+# One generation at a time in this process, held until the pipeline returns: a cancelled request's
+# generation still running to its next step holds it too (Gradio frees the request's slot at once).
+GENERATION = threading.Lock()
+
+
+@contextmanager
+def generation_turn(cancel: threading.Event, progress):
+    """Hold GENERATION; while a cancelled generation still holds it, wait (Cancelled if this one is cancelled)."""
+    if not GENERATION.acquire(blocking=False):
+        progress(0.0, desc="waiting for the previous generation to stop")
+        while not GENERATION.acquire(timeout=POLL_SECONDS):
+            if cancel.is_set():
+                raise Cancelled("Cancelled before it started.")
+    try:
+        if cancel.is_set():
+            raise Cancelled("Cancelled before it started.")
+        yield
+    finally:
+        GENERATION.release()
+
+
 class StepCounter:
     """Stands in for the pipeline's tqdm bar (``DiffusionPipeline.progress_bar``, which the
     sampling loop enters once per window and updates once per step) and reports to ``report``."""
@@ -222,21 +261,25 @@ class Demo:
 
     def describe(self, video: str | None) -> str:
         """The status line for a newly chosen video: its length, or why it cannot be used."""
-        from extractors.video import MediaReadError, probe_duration
+        from extractors.video import MediaReadError
 
         if not video:
             return ""
         try:
-            seconds = probe_duration(video)
+            seconds = video_seconds(video)
         except MediaReadError as error:
             return error_line(error)
         clip = self.world.clip_of(video) if self.world else None
         toy = f" — toy example “{clip['label']}”, {len(clip['events']['times'])} events" if clip else ""
         return f"“{Path(video).name}”: {seconds:.2f} s{toy}. Press **Generate**."
 
-    def generate(self, video, label, preset, steps, guidance, seed, mode, reference, progress):
-        """(status, audio path, muxed video path, spectrogram path); on a bad input the status says why."""
-        from extractors.video import MediaReadError, probe_duration
+    def generate(self, video, label, preset, steps, guidance, seed, mode, reference, progress, cancel=None):
+        """(status, audio path, muxed video path, spectrogram path); on a bad input the status says why.
+
+        ``cancel`` (a ``threading.Event``), once set, stops the generation at its next denoising step
+        (or, still waiting for its turn, before it starts): the status then says so, in one line."""
+        from extractors.video import MediaReadError
+        from mapper.generation.arguments import check_reference_audio
         from mapper.generation.long_form import LongFormConfig
 
         nothing = (None, None, None)
@@ -246,35 +289,45 @@ class Demo:
             return ("Upload a video or pick a toy example first.", *nothing)
         if seed is None:
             return ("**Error:** seed must be a whole number >= 0", *nothing)
+        cancel = threading.Event() if cancel is None else cancel
         began, steps, guidance, seed = time.perf_counter(), int(steps), float(guidance), int(seed)
+        uploads = (video, reference)
         try:
-            seconds = probe_duration(video)  # a bad upload is named before the model is loaded
-            progress(0.0, desc="loading the model")
-            pipeline = self.pipeline()
-            windows = estimated_windows(seconds, pipeline.clip.seconds, LongFormConfig().overlap_seconds)
+            # a bad or too long upload is named before the model is loaded
+            seconds = video_seconds(video)
+            check_reference_audio(reference or None)  # its header
+            with generation_turn(cancel, progress):
+                progress(0.0, desc="loading the model")
+                pipeline = self.pipeline()
+                windows = estimated_windows(seconds, pipeline.clip.seconds, LongFormConfig().overlap_seconds)
 
-            def report(counter: StepCounter) -> None:
-                shown = max(windows, counter.windows)
-                progress((counter.steps, steps * shown), desc=f"sampling window {counter.windows} of {shown}",
-                         unit="steps")  # fmt: skip
+                def report(counter: StepCounter) -> None:  # once per window and once per step
+                    shown = max(windows, counter.windows)
+                    if cancel.is_set():
+                        raise Cancelled(f"Cancelled after {counter.steps} of {steps * shown} steps.")
+                    progress((counter.steps, steps * shown), desc=f"sampling window {counter.windows} of {shown}",
+                             unit="steps")  # fmt: skip
 
-            # diffusers' DiffusionPipeline.progress_bar, which the sampling loop opens once per window,
-            # replaced on this instance for this call (one generation at a time: concurrency_limit=1)
-            pipeline.progress_bar = StepCounter(report).bar
-            try:
-                result = pipeline(
-                    video, label=(label or "").strip() or None, preset=preset, num_inference_steps=steps,
-                    guidance_scale=guidance, seed=seed, mode=mode, reference_audio=reference or None,
-                )  # fmt: skip
-            finally:
-                pipeline.__dict__.pop("progress_bar", None)
+                # diffusers' DiffusionPipeline.progress_bar, which the sampling loop opens once per window,
+                # replaced on this instance for this call (one generation at a time: GENERATION is held)
+                pipeline.progress_bar = StepCounter(report).bar
+                try:
+                    result = pipeline(
+                        video, label=(label or "").strip() or None, preset=preset, num_inference_steps=steps,
+                        guidance_scale=guidance, seed=seed, mode=mode, reference_audio=reference or None,
+                    )  # fmt: skip
+                finally:
+                    pipeline.__dict__.pop("progress_bar", None)
+        except Cancelled as stopped:  # the page is gone or was told to stop: said here and in the log
+            print(f"{Path(video).name}: {stopped}", file=sys.stderr, flush=True)
+            return (str(stopped), *nothing)
         except (MediaReadError, ValueError) as error:  # a bad file or setting: one line, outputs cleared
-            return (error_line(error), *nothing)
+            return (error_line(error, uploads), *nothing)
         except Exception as error:  # anything else: one line here, the traceback in the server's log
             import traceback
 
             traceback.print_exc()
-            return (error_line(error), *nothing)
+            return (error_line(error, uploads), *nothing)
         progress(1.0, desc="writing the outputs")
         wav, mp4, png, notes = self.write_outputs(video, result)
         took = time.perf_counter() - began
@@ -313,6 +366,15 @@ class Demo:
         return str(wav), None if mp4 is None else str(mp4), str(png), notes
 
 
+def video_seconds(video: str | os.PathLike) -> float:
+    """Seconds of ``video``; VideoReadError (one line) if it cannot be read, its frames are too small or
+    too large, or it is longer than MAX_VIDEO_SECONDS, the demo's own limit (``extractors.media_limits``'
+    checks: from the container's header and frame index, nothing decoded)."""
+    from extractors.video import check_media_limits
+
+    return check_media_limits(video, MAX_VIDEO_SECONDS, hint=DEMO_LIMIT_HINT)
+
+
 def estimated_windows(seconds: float, window: float, overlap: float) -> int:
     """How many clip windows a video of ``seconds`` is rendered in (for the progress bar only)."""
     return 1 if seconds <= window else 1 + math.ceil((seconds - window) / (window - overlap))
@@ -323,13 +385,22 @@ def one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def error_line(error: BaseException) -> str:
-    """``**Error:** ...`` in one line; a media file is named by its name, not the server's upload path."""
+def error_line(error: BaseException, uploads=()) -> str:
+    """``**Error:** ...`` in one line; a media file is named by its name, not the server's upload path
+    (nor is any of ``uploads``, the request's files, wherever the message names it); a refused argument
+    by the page's name for it."""
     from extractors.video import MediaReadError
+    from mapper.arguments import ArgumentError
 
     if isinstance(error, MediaReadError):
-        return f"**Error:** “{Path(error.path).name}”: {error.reason}"
-    return f"**Error:** {one_line(error)}"
+        line = f"“{Path(error.path).name}”: {error.reason}"
+    elif isinstance(error, ArgumentError):
+        line = one_line(error.spelled(PAGE_NAMES))
+    else:
+        line = one_line(error)
+    for path in sorted({str(path) for path in uploads if path}, key=len, reverse=True):
+        line = line.replace(path, f"“{Path(path).name}”")
+    return f"**Error:** {line}"
 
 
 def no_mapper_notice() -> str:
@@ -341,6 +412,7 @@ def no_mapper_notice() -> str:
 
 
 def build_app(demo: Demo):
+    import anyio
     import gradio as gr
 
     from mapper.generation.long_form import JOIN_MODES
@@ -377,8 +449,10 @@ def build_app(demo: Demo):
                         mode = gr.Radio(list(JOIN_MODES), value=JOIN_MODES[0], label="Long videos: window join")
                 with gr.Accordion("Reference audio (optional)", open=False):
                     reference = gr.Audio(label="A sound the soundtrack continues", sources=["upload"], type="filepath")
-                button = gr.Button("Generate", variant="primary", interactive=demo.mapper_dir is not None,
-                                   elem_id="generate")  # fmt: skip
+                with gr.Row():
+                    button = gr.Button("Generate", variant="primary", interactive=demo.mapper_dir is not None,
+                                       elem_id="generate")  # fmt: skip
+                    stop = gr.Button("Stop", variant="stop", interactive=demo.mapper_dir is not None, elem_id="stop")
             with gr.Column():
                 status = gr.Markdown(elem_id="status")
                 audio = gr.Audio(label="Soundtrack", type="filepath", interactive=False, elem_id="output-audio")
@@ -386,17 +460,55 @@ def build_app(demo: Demo):
                                  elem_id="output-video")  # fmt: skip
                 spectrogram = gr.Image(label="Spectrogram", type="filepath", interactive=False, elem_id="spectrogram")
 
-        def run(video, label, preset, steps, guidance, seed, mode, reference, progress=gr.Progress()):
-            return demo.generate(video, label, preset, steps, guidance, seed, mode, reference, progress)
+        async def run(video, label, preset, steps, guidance, seed, mode, reference, progress=gr.Progress()):
+            # In a worker thread, watched from here: Gradio cancels this coroutine on Stop (/cancel) but
+            # cannot stop a thread, and only marks the request dead when its page is closed; either way
+            # `cancel` is set and the generation stops at its next step (it holds GENERATION till then).
+            cancel, wanted = threading.Event(), request_watch()
+            inputs = (video, label, preset, steps, guidance, seed, mode, reference, progress, cancel)
+            work = asyncio.ensure_future(anyio.to_thread.run_sync(demo.generate, *inputs))
+            work.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even when abandoned
+            try:
+                while not work.done():
+                    await asyncio.wait({work}, timeout=POLL_SECONDS)
+                    if not wanted():
+                        cancel.set()
+                return work.result()
+            except asyncio.CancelledError:
+                cancel.set()
+                raise
+
+        def stopped():
+            return "Stopped: the generation ends at its next step."
 
         def preset_defaults(name):
             return SAMPLING_PRESETS[name].num_inference_steps, SAMPLING_PRESETS[name].guidance_scale
 
         video.change(demo.describe, video, status, show_progress="hidden")
         preset.change(preset_defaults, preset, [steps, guidance], show_progress="hidden")
-        button.click(run, [video, label, preset, steps, guidance, seed, mode, reference],
-                     [status, audio, muxed, spectrogram], concurrency_limit=1)  # fmt: skip
+        generation = button.click(run, [video, label, preset, steps, guidance, seed, mode, reference],
+                                  [status, audio, muxed, spectrogram], concurrency_limit=1)  # fmt: skip
+        stop.click(stopped, None, status, cancels=[generation], queue=False)  # not refused when the queue is full
+    app.queue(max_size=QUEUE_SIZE)  # waiting requests beyond it are refused in one line
     return app
+
+
+def request_watch():
+    """In a queued Gradio event: a function that is False once the request is gone (its page closed,
+    or cancelled). It reads the installed Gradio's queue (the event's ``alive`` flag, which Gradio sets
+    when the page's event stream drops, but cancels nothing); without that queue, always True."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    events = getattr(getattr(blocks, "_queue", None), "event_ids_to_events", None)
+    if event_id is None or not isinstance(events, dict):
+        return lambda: True
+
+    def wanted() -> bool:
+        event = events.get(event_id)
+        return event is not None and getattr(event, "alive", True)
+
+    return wanted
 
 
 def main(argv=None) -> int:

@@ -3,10 +3,10 @@
 Scores generated audio the way av-benchmark (MMAudio's evaluation, used by every recent V2A paper)
 does: FD over PaSST / PANNs / VGGish embeddings, KL over PANNs and PaSST, Inception Score,
 IB-Score (ImageBind, needs --videos) and DeSync (Synchformer, needs --videos). Files pair by
-exact name (or --name-rule vggsound); unpaired, unreadable and too-short files are named and left
-out. Embeddings are cached by file content and embedder (--cache), so a rerun embeds only what is
-new. With --videos pointing at a toy world (it has world.json), the event-sync error against the
-world's true event times is reported too.
+exact name (or --name-rule vggsound); unpaired, unreadable and too-short files (a dangling symlink
+and a folder with an audio name too) are named and left out. Embeddings are cached by file content
+and embedder (--cache), so a rerun embeds only what is new. With --videos pointing at a toy world
+(it has world.json), the event-sync error against the world's true event times is reported too.
 
 --preset: paper (every embedder at its released weights), tiny (every embedder random: tests), or
 toy (for toy worlds: PANNs is the classifier trained on the toy world that ships with the package,
@@ -152,6 +152,9 @@ def main(argv=None) -> int:
         result = run_suite(options)
     except (FileNotFoundError, ValueError) as error:  # e.g. two files with one name
         return usage_error(error)
+    # audio-named entries that are no readable file (a dangling symlink, a folder named x.wav): left out
+    # of the pairing, reported and counted as skipped like a file that cannot be decoded
+    result.failed.update({str(path): reason for path, reason in result.pairing.unusable.items()})
     path = write_report(options, result)
     print(format_table(result.metrics))
     if result.toy is not None:

@@ -18,7 +18,7 @@ because a clip is in two rows loadable again (keeps each clip's first row; see F
 
 Exit status: 0 if any clip was extracted or everything was already done, 1 if every remaining
 clip failed, 2 for unusable arguments (missing CSV, cache of another preset, a cache another
-extraction holds, ...), checked before any model is built.
+extraction holds, released weights missing or refused, ...), checked before any model is built.
 """
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def main(argv=None) -> int:
         if args.preset not in PRESETS:
             raise ValueError(f"--preset {args.preset!r}: unknown; known presets: {', '.join(sorted(PRESETS))}")
         preset = get_preset(args.preset)
+        check_released_weights(preset)
         items = clips_of(args.videos, args.video_dir)[: args.limit]
         if cache.exists() or cache.orphaned_shards():  # every rank checks, read-only, before any process starts
             try:
@@ -108,6 +109,30 @@ def clips_of(videos: str, video_dir: str | None) -> list:
     if not items:
         raise ValueError(f"--videos {videos}: lists no clips (a folder needs video files, a CSV rows id,start,label,split)")
     return items
+
+
+def check_released_weights(preset) -> None:
+    """A preset of released weights: every file there, and the checkpoints that can be checked without
+    building their model (CAVP's: weights-only unpickling onto the meta device, keys and shapes) usable;
+    else ValueError, one line naming the file and the reason, before any model is built."""
+    from extractors.cavp import CAVPConfig, check_released
+    from extractors.checkpoint import CheckpointError
+    from extractors.encoders import WEIGHTS_ENV, missing_released_files
+
+    weights_dir = preset.resolved_weights_dir()
+    if weights_dir is None:
+        return  # random weights from the preset's seed
+    configs = [*preset.visual.values(), preset.audiomae]
+    missing = [name for config in configs for name in missing_released_files(config, weights_dir)]
+    if missing:
+        raise ValueError(f"--preset {preset.name}: {weights_dir}: released weights missing: {', '.join(missing)} "
+                         f"(set {WEIGHTS_ENV} or the preset's weights_dir to the folder holding them)")
+    for config in preset.visual.values():
+        if isinstance(config, CAVPConfig):
+            try:
+                check_released(config, weights_dir)
+            except (CheckpointError, FileNotFoundError) as error:
+                raise ValueError(str(error)) from None
 
 
 def check_accelerator(name: str, devices: int) -> None:
@@ -139,6 +164,7 @@ def run(args: argparse.Namespace, items, preset, cache) -> int:
     import lightning as L
 
     from extractors.cache import CacheBusyError, CacheMismatchError, DuplicateRowsError
+    from extractors.checkpoint import CheckpointError
     from extractors.extraction import extract_to_cache
 
     multi_process = args.devices * args.num_nodes > 1
@@ -161,6 +187,8 @@ def run(args: argparse.Namespace, items, preset, cache) -> int:
         )
     except (CacheBusyError, CacheMismatchError, DuplicateRowsError) as error:  # raised on every rank
         return usage_error(f"--out {error}") if fabric.global_rank == 0 else USAGE_ERROR
+    except CheckpointError as error:  # a released file refused while loading (one that main could not check first)
+        return usage_error(error) if fabric.global_rank == 0 else USAGE_ERROR
     if fabric.global_rank != 0:
         return 0  # rank 0 reports for everyone
     print(report.summary())

@@ -4,11 +4,12 @@ Soundtracks for videos of any length. INPUT is a video file, a folder of videos,
 VGGSound-style CSV (id,start,label,split; videos in --video-dir, default: videos/ beside it),
 whose labels are used unless --label is given; a folder with a metadata.csv uses that. OUT is a
 folder (one {id}.wav per video, and {id}.mp4 with --mp4), or for a single video also a .wav path.
-Videos are rendered in batches through the UNet; a video that cannot be read is reported and
-skipped, the others are written, and the exit status is 1 if any failed (2: a wrong command line: every option
-is checked before any model loads). --skip-existing resumes an interrupted batch; the hidden temporary files a
-killed run left beside the outputs are removed on every run. Without --mapper the mapper of the last
-train_mapper run is used.
+Videos are rendered in batches through the UNet; a video that cannot be read, or that is refused by
+its limits (frames too small or too large, more than --max-seconds to render), is reported and
+skipped, the others are written, and the exit status is 1 if any failed (2: a wrong command line:
+every option is checked before any model loads). --skip-existing resumes an interrupted batch; the
+hidden temporary files a killed run left beside the outputs are removed on every run. Without --mapper
+the mapper of the last train_mapper run is used.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from extractors.media_limits import MAX_SECONDS  # a plain number: no torch before the command line is parsed
 from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, usage_error
 
 # Everything else (extractors, mapper: torch, diffusers, transformers) is imported once the command line is
@@ -34,9 +36,9 @@ CALL_OPTIONS = {
     "preset": "--preset", "scheduler": "--scheduler", "num_inference_steps": "--steps", "guidance_scale": "--guidance",
     "negative_prompt": "--negative-prompt", "negative_mode": "--negative-mode", "seed": "--seed", "mode": "--mode",
     "overlap_seconds": "--overlap", "reference_audio": "--reference-audio", "duration": "--duration",
-    "batch_size": "--batch-size",
+    "max_seconds": "--max-seconds", "batch_size": "--batch-size",
 }
-NUMBERS = ("num_inference_steps", "guidance_scale", "seed", "overlap_seconds", "duration", "batch_size")
+NUMBERS = ("num_inference_steps", "guidance_scale", "seed", "overlap_seconds", "duration", "max_seconds", "batch_size")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -66,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     long_form.add_argument("--overlap", default=None, help="seconds shared by consecutive windows")
     long_form.add_argument("--reference-audio", default=None, help="a sound the soundtrack continues")
     long_form.add_argument("--duration", default=None, help="render at most this many seconds per video")
+    long_form.add_argument("--max-seconds", default=None,
+                           help=f"refuse a video that would render more seconds than this (default {MAX_SECONDS:g})")
     run = parser.add_argument_group("run")
     run.add_argument("--batch-size", default="4", help="videos rendered together (integer >= 1)")
     run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
@@ -262,7 +266,7 @@ class WavSink:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from extractors.video import MediaReadError, probe_duration
+    from extractors.video import MediaReadError, check_media_limits
     from mapper.generation import AudioChunk, ClipDone, loading
     from mapper.generation.arguments import ArgumentError
     from mapper.generation.mux import mux_audio
@@ -283,7 +287,8 @@ def main(argv=None) -> int:
         return 0
     if len(jobs) == 1:  # fail fast, before loading any model, on the one video there is
         try:
-            probe_duration(jobs[0].video)
+            check_media_limits(jobs[0].video, call.long_form.max_seconds, start=requests[0].start,
+                               duration=requests[0].duration)  # fmt: skip
         except MediaReadError as error:
             print(f"error: {error}", file=sys.stderr)
             return ITEMS_FAILED

@@ -30,11 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "transformers")
 WARNING_LINE = re.compile(r"warning|deprecated", re.IGNORECASE)
 ENTRY_POINTS = ("train_mapper", "extract_features", "generate", "evaluate", "demo", "paper_tables", "make_toy_data",
-                "pretrain_toy_decoder", "pretrain_toy_classifier")  # fmt: skip
+                "pretrain_toy_decoder", "pretrain_toy_classifier", "train_envelope_head")  # fmt: skip
 NEEDS_TORCH_TO_PARSE = {"train_mapper"}  # LightningCLI: the parser is made of the classes' signatures
 REQUIRED = {  # what each needs besides the wrong option, so that the option is what is refused
     "extract_features": ["--out", "cache"], "generate": ["video.mp4", "--out", "out"], "make_toy_data": ["--out", "w"],
     "evaluate": ["--generated", "g", "--reference", "r", "--out", "o"],
+    "train_envelope_head": ["--decoder", "toy", "--out", "head"],
 }  # fmt: skip
 NOT_YET_LIGHT = {
     # owned by the toy decoder's pretraining work: it imports torch and mapper.decoders at its module top

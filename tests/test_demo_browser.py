@@ -5,9 +5,10 @@ world of short clips.
 Checked: a toy video is uploaded and generated with 3 steps; a progress bar shows sampling; the
 soundtrack, the muxed video and the spectrogram appear; the served wav lasts as long as the
 video and the served mp4 carries the video and an audio track; the page loads nothing from outside
-the server; a screenshot is taken (docs/demo.png with MFM_UPDATE_SCREENSHOT=1). Then a text file named .mp4 gives a one-line
-error in the page (on upload and on Generate) and the server keeps serving. The command line's
-own errors are checked without a browser.
+the server; a screenshot is taken (docs/demo.png with MFM_UPDATE_SCREENSHOT=1). A 200-step
+generation is stopped with the Stop button: the page says so, and the server's log that it stopped
+early. Then a text file named .mp4 gives a one-line error in the page (on upload and on Generate)
+and the server keeps serving. The command line's own errors are checked without a browser.
 
 chromium and chromedriver are required (the test fails, it does not skip, without them):
 `apt-get install -y --no-install-recommends chromium chromium-driver`.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -103,6 +105,17 @@ def test_demo_page_in_a_real_browser(tmp_path):
         shot = SCREENSHOT if os.environ.get("MFM_UPDATE_SCREENSHOT") == "1" else tmp_path / "demo.png"
         _screenshot(driver, shot)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # Stop: the generation stops at its next step (the server's log says after how many)
+        _set_text(driver, "#steps input[type=number]", "200")
+        _watch_progress(driver)
+        driver.find_element("id", "generate").click()
+        _wait(driver, lambda: driver.execute_script("return window.seen.progress.length"), "sampling progress", server)
+        driver.find_element("id", "stop").click()
+        _wait(driver, lambda: "Stopped" in _status(driver), "the Stop button's status line", server)
+        line = _wait(driver, lambda: re.search(r"Cancelled after (\d+) of 200 steps", server.log_path.read_text()),
+                     "the server's line for the stopped generation", server, timeout=30)  # fmt: skip
+        assert int(line[1]) < 100, line[0]
 
         # a text file named .mp4: one line in the page, on upload and on Generate; the server goes on
         bad = tmp_path / "not_a_video.mp4"

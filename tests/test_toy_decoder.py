@@ -54,7 +54,7 @@ def held_out(toy):
     specs = [c for c in plan_world(40, HELD_OUT_SEED, clip)["clips"] if c["duration"] >= clip.seconds][:8]
     audio = np.stack([clip_window_audio(c, clip) for c in specs])  # (8, 160000)
     tokens = toy.extractors.frozen.encode_audio(torch.from_numpy(audio))  # (8, 8, 32) the toy AudioMAE's tokens
-    return {"labels": [c["label"] for c in specs], "tokens": tokens,
+    return {"labels": [c["label"] for c in specs], "tokens": tokens, "audio": audio,
             "events": [np.asarray(c["events"]["times"]) - c["start"] for c in specs]}
 
 
@@ -85,16 +85,31 @@ def test_the_label_steers_when_the_tokens_agree_or_are_absent(toy, held_out):
 
 
 def _heard(pipe, tokens, labels) -> list[str]:
-    return [TOY_LABELS[k] for k in classify(load_toy_classifier(), _render(pipe, tokens, labels)[:, :128000])]
+    return _classes_of(_render(pipe, tokens, labels))
 
 
-def hears_the_tokens(pipe, tokens, classes) -> float:
-    """The wiring check: render `tokens` with an empty label; the fraction of clips whose sound the toy
-    classifier hears as `classes` (the class of the audio the tokens were computed from)."""
-    return float(np.mean([h == c for h, c in zip(_heard(pipe, tokens, [""] * len(classes)), classes)]))
+def _classes_of(audio: np.ndarray) -> list[str]:
+    return [TOY_LABELS[k] for k in classify(load_toy_classifier(), audio[:, :128000])]
+
+
+def hears_the_tokens(pipe, tokens, classes, audio: np.ndarray | None = None) -> float:
+    """The wiring check: render `tokens` with an empty label (or take that rendering, ``audio``); the
+    fraction of clips whose sound the toy classifier hears as `classes` (the class of the audio the
+    tokens were computed from)."""
+    audio = _render(pipe, tokens, [""] * len(classes)) if audio is None else audio
+    return float(np.mean([h == c for h, c in zip(_classes_of(audio), classes)]))
+
+
+def level_db(audio: np.ndarray) -> np.ndarray:
+    """(B,) RMS level in dB of each row of (B, samples)."""
+    return 20 * np.log10(np.sqrt(np.mean(audio.astype(np.float64) ** 2, axis=-1)) + 1e-9)
 
 
 HEARS = 0.75  # 6 of 8 clips; chance is 1 in 5
+# Median level of rendered minus true audio. Measured on the 8 clips: -0.7 dB as shipped; a latent scaled
+# x0.5 or x2 before the VAE (a halved or doubled scaling_factor) gives +6.3 / -13.3 dB, no unscaling at all
+# -15.1 dB, while the classifier still hears the class (1.00 / 0.88 / 0.62), so only the level catches it.
+LEVEL_DB = 4.0
 
 
 @pytest.mark.slow
@@ -102,7 +117,9 @@ def test_without_a_label_the_gpt2_stream_carries_the_sound(toy, held_out):
     """The mapper's tokens reach the UNet: with label "", the true audio's tokens are heard as its class,
     another clip's tokens as *that* clip's class, and zero tokens as no class in particular."""
     tokens, labels = held_out["tokens"], held_out["labels"]
-    assert hears_the_tokens(toy, tokens, labels) >= HEARS
+    rendered = _render(toy, tokens, [""] * len(labels))  # (8, 160000)
+    assert hears_the_tokens(toy, tokens, labels, rendered) >= HEARS
+    assert abs(np.median(level_db(rendered) - level_db(held_out["audio"]))) <= LEVEL_DB  # latents scaled right
     assert hears_the_tokens(toy, tokens.roll(1, dims=0), labels[-1:] + labels[:-1]) >= HEARS  # another clip's
     assert hears_the_tokens(toy, torch.zeros_like(tokens), labels) <= 0.5  # nothing to hear: near chance
 

@@ -16,7 +16,7 @@ from mapper.arguments import ArgumentError, check_choice, check_int, check_numbe
 # the shared checks too, so generation's callers import every rule from here
 __all__ = [
     "MAX_SEED", "ArgumentError", "check_choice", "check_int", "check_number", "shown", "check_steps",
-    "check_guidance", "check_eta", "check_seed", "check_overlap", "check_duration", "check_start",
+    "check_guidance", "check_eta", "check_seed", "check_overlap", "check_duration", "check_max_seconds", "check_start",
     "check_batch_size", "check_negative_needs_guidance", "check_device", "check_reference_audio",
 ]
 
@@ -54,6 +54,12 @@ def check_overlap(value, name: str = "overlap_seconds", window: float | None = N
 def check_duration(value, name: str = "duration") -> float:
     """Seconds to render; None (omitting it) renders to the end of the video."""
     return check_number(name, value, above=0.0, unit=" (seconds; omit it to render to the end)")
+
+
+def check_max_seconds(value, name: str = "max_seconds") -> float:
+    """The most seconds of video one request renders (a bound on work: a few KB of video can claim
+    hours); a longer video is refused before its first window, unless ``duration`` renders a part."""
+    return check_number(name, value, above=0.0, unit=" (seconds of video one request may render)")
 
 
 def check_start(value, name: str = "start") -> float:

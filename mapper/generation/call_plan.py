@@ -47,7 +47,7 @@ class CallPlan:
     @classmethod
     def of(cls, video, label, *, preset, scheduler, num_inference_steps, guidance_scale, negative_prompt,
            negative_mode, eta, seed, mode, overlap_seconds, reference_audio, keep_reference, start, duration,
-           batch_size) -> "CallPlan":  # fmt: skip
+           max_seconds, batch_size) -> "CallPlan":  # fmt: skip
         """Check ``__call__``'s arguments, in its keywords' names (ValueError of one line naming the first
         bad one); ``label`` and ``start`` are one for every video or a list of one per video."""
         single = isinstance(video, (str, os.PathLike))
@@ -69,9 +69,8 @@ class CallPlan:
         check_negative_needs_guidance(
             sampling.guidance_scale, {"negative_prompt": negative_prompt, "negative_mode": negative_mode}
         )
-        long_form = LongFormConfig(
-            **{k: v for k, v in {"mode": mode, "overlap_seconds": overlap_seconds}.items() if v is not None}
-        )
+        long_form = LongFormConfig(**{k: v for k, v in {"mode": mode, "overlap_seconds": overlap_seconds,
+                                                         "max_seconds": max_seconds}.items() if v is not None})
         check_seed(seed)
         check_batch_size(batch_size)
         starts = list(start) if isinstance(start, (list, tuple)) else [start] * len(videos)

@@ -15,6 +15,7 @@ import torch
 from extractors.encoders import StreamSpec
 from extractors.presets import get_preset
 from mapper.decoders.audioldm2 import load_audioldm2
+from mapper.decoders.audioldm2.loading import check_component_configs
 from mapper.generation.extractors_component import VisualExtractors
 from mapper.generation.pipeline import VideoToAudioPipeline
 from mapper.last_mapper import last_mapper
@@ -53,7 +54,8 @@ def load_pipeline(
     mapper_dir = Path(mapper) if mapper is not None else last_mapper()
     if (mapper_dir / "model_index.json").is_file():
         check_model_index(mapper_dir / "model_index.json")
-        check_weights_match_folder(mapper_dir / "mapper")
+        check_weights_match_folder(mapper_dir / "mapper")  # sizes bounded and matching its weights' header
+        check_component_configs(mapper_dir)  # the decoder's configs, before diffusers builds from them
         pipe = VideoToAudioPipeline.from_pretrained(mapper_dir, local_files_only=True, use_safetensors=True)
         pipe.to(device)
         for name in ("mapper", "vae", "text_encoder_2", "unet", "vocoder", *VideoToAudioPipeline._optional_components):

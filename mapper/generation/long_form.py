@@ -26,7 +26,8 @@ from typing import Literal
 
 import numpy as np
 
-from mapper.generation.arguments import check_choice, check_number, check_overlap
+from extractors.media_limits import MAX_SECONDS
+from mapper.generation.arguments import check_choice, check_max_seconds, check_number, check_overlap
 
 JoinMode = Literal["inpaint", "crossfade"]
 JOIN_MODES = ("inpaint", "crossfade")
@@ -38,10 +39,12 @@ class LongFormConfig:
     overlap_seconds: float = 2.5  # shared by consecutive windows: context for the continuation
     max_reference_seconds: float = 5.0  # the last this-many seconds of a reference sound are kept
     reference_fade_seconds: float = 0.5  # the reference's own render fades into the generation
+    max_seconds: float = MAX_SECONDS  # the most seconds of video one request renders (its windows: the work)
 
     def __post_init__(self):  # the overlap's upper bound, the clip window, is checked by the pipeline
         check_choice("mode", self.mode, JOIN_MODES)
         check_overlap(self.overlap_seconds)
+        check_max_seconds(self.max_seconds)
         check_number("max_reference_seconds", self.max_reference_seconds, low=0.0)
         check_number("reference_fade_seconds", self.reference_fade_seconds, low=0.0)
 

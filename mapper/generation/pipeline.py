@@ -44,15 +44,18 @@ from diffusers import DiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from extractors.video import AudioReadError, MediaReadError, VideoReadError, probe_duration, read_audio_file, read_clip
+from extractors.frames import shared_frame_size
+from extractors.video import AudioReadError, MediaReadError, probe_duration, read_audio_file, read_clip, seconds_to_render
 from mapper.decoders.audioldm2 import (
     Conditions,
+    EnvelopeGuidanceConfig,
     LatentGeometry,
     decode_latents,
     denoise,
     encode_reference,
     gpt2_stream_width,
     guidance_conditions,
+    make_envelope_guidance,
     negative_tokens,
 )
 from mapper.generation.arguments import check_batch_size, check_seed
@@ -172,7 +175,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
     @torch.inference_mode()
     def visual_features(self, video: str | os.PathLike, start: float) -> dict[str, torch.Tensor]:
         """{stream name: (1, tokens, dim)} of the clip window of ``video`` at ``start`` s."""
-        clip = read_clip(video, self.clip, start=start, with_audio=False)
+        size = shared_frame_size(self.extractors.preset)  # resized as decoded: never 40 full-size frames
+        clip = read_clip(video, self.clip, start=start, with_audio=False, size=size)
         return self.extractors.encode_video(torch.from_numpy(clip.frames)[None])  # frames (1, T, H, W, 3)
 
     @torch.inference_mode()
@@ -286,6 +290,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         keep_reference: bool = False,
         start: float | Sequence[float] = 0.0,
         duration: float | None = None,
+        max_seconds: float | None = None,
         batch_size: int = 4,
     ) -> GeneratedAudio | list[GeneratedAudio | MediaReadError]:
         """Soundtrack(s) for ``video`` (a path, or a list of paths rendered as one batch).
@@ -296,7 +301,9 @@ class VideoToAudioPipeline(DiffusionPipeline):
         the Flan-T5 prompt ("" without one); ``label`` and ``start`` (seconds into the video) are one
         for all videos or a list of one per video. Long videos are rendered in windows joined by
         ``mode`` ("inpaint" or "crossfade") over ``overlap_seconds``. ``reference_audio`` is
-        continued by the soundtrack. Every argument is checked first (ValueError naming it). A
+        continued by the soundtrack. A video that would render more than ``max_seconds`` (default
+        ``extractors.media_limits.MAX_SECONDS``) is refused before its first window, as one whose
+        frames are too small or too large. Every argument is checked first (ValueError naming it). A
         single video raises ``VideoReadError`` if it cannot be read; in a list, such a video
         comes back as its error and the others are rendered.
         """
@@ -340,10 +347,9 @@ class VideoToAudioPipeline(DiffusionPipeline):
     ) -> _Track:
         """Plan one request's windows (reads the video's duration and the reference)."""
         video = Path(request.video)
-        available = probe_duration(video) - request.start
-        if available <= 0:
-            raise VideoReadError(video, f"start {request.start:g} s is at or past the end of the video")
-        duration = available if request.duration is None else min(request.duration, available)
+        # the frame size (probe_duration checks it) and the seconds to render: before any frame is decoded
+        duration = seconds_to_render(video, probe_duration(video), long_form.max_seconds, start=request.start,
+                                     duration=request.duration)  # fmt: skip
         num_samples = max(1, round(duration * self.sample_rate))  # a sliver of a second is still one sample
         num_frames = math.ceil(num_samples / self.frame_samples)
         window = self.window_frames
@@ -432,6 +438,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
         frames: int,
         known: torch.Tensor | None = None,
         known_mask: torch.Tensor | None = None,
+        envelope: torch.Tensor | np.ndarray | None = None,
+        sync_guidance: EnvelopeGuidanceConfig | float | None = None,
     ) -> torch.Tensor:
         """The one sampling path: mapper tokens (B, N, D) + labels -> latents (B, C, frames, F).
 
@@ -439,7 +447,12 @@ class VideoToAudioPipeline(DiffusionPipeline):
         with), the conditions are those of ``conditions`` (negatives first when guided), and AudioLDM-2's
         loop (``mapper.decoders.audioldm2.denoise``) runs ``sampling``'s scheduler; ``known``
         (B, C, frames, F) where ``known_mask`` (B, 1, frames, 1) is set is kept (inpainting).
+        ``envelope`` (B, <= frames) target loudness envelope per latent frame (``extractors.envelope``;
+        NaN: no target) steers the timing through ``self.envelope_head`` (an attribute, None unless set)
+        with ``sync_guidance`` (an ``EnvelopeGuidanceConfig``, a bare scale, or None: the default; 0: off).
         """
+        guidance = make_envelope_guidance(getattr(self, "envelope_head", None), envelope, sync_guidance,
+                                          self.frame_samples, len(generators), frames)
         device, dtype = self.unet.device, self.unet.dtype
         shape = self.geometry.latent_shape(frames)  # (1, C, frames, F)
         noise = torch.cat([randn_tensor(shape, generator=g, device=device, dtype=dtype) for g in generators])
@@ -455,24 +468,28 @@ class VideoToAudioPipeline(DiffusionPipeline):
             generator=generators,
             eta=sampling.eta,
             progress_bar=self.progress_bar(total=sampling.num_inference_steps),
+            guidance=guidance,
         )
 
     @torch.no_grad()
     def render_tokens(
-        self, tokens: torch.Tensor, labels: list[str], sampling: SamplingConfig | str = "paper", seed: int = 0
+        self, tokens: torch.Tensor, labels: list[str], sampling: SamplingConfig | str = "paper", seed: int = 0,
+        envelope: torch.Tensor | np.ndarray | None = None, sync_guidance: EnvelopeGuidanceConfig | float | None = None,
     ) -> np.ndarray:
         """Mapper tokens (B, N, D) + labels -> audio (B, clip samples): one clip window each, no video.
 
         What the pipeline renders for a window, from given tokens (AudioMAE's of true audio, zeros,
         another clip's): the toy report and the tests render through it. Row i's noise comes from its
         own generator on the UNet's device seeded ``seed + i``, so rows differ only by their tokens and
-        labels when the seeds are shared.
+        labels when the seeds are shared. ``envelope`` and ``sync_guidance``: timing control, as in
+        ``sample_latents`` (the envelope's frames are the window's latent frames, ``window_frames`` at most).
         """
         sampling = sampling_config(sampling) if isinstance(sampling, str) else sampling
         check_sampling(sampling, self.scheduler)
         check_seed(seed)
         generators = [torch.Generator(self.unet.device).manual_seed(seed + i) for i in range(len(labels))]
-        latents = self.sample_latents(tokens, labels, sampling, generators, self.window_frames)
+        latents = self.sample_latents(tokens, labels, sampling, generators, self.window_frames,
+                                      envelope=envelope, sync_guidance=sync_guidance)
         return self.decode_latents(latents)[:, : self.clip.num_samples]
 
     def _finish_window(self, track: _Track, latent: torch.Tensor, wave: np.ndarray, tokens: torch.Tensor) -> list:

@@ -10,6 +10,10 @@ started the run), and by the clean known latent after the last step. The UNet th
 sees a consistent noisy whole and fills in the unknown part so that it continues the known part.
 This is how long videos are rendered window by window (the overlap with the previous window is
 the known region) and how a reference sound is continued.
+
+An optional ``guidance`` (``EnvelopeGuidance``: timing control towards a target loudness envelope)
+adjusts the noise prediction after classifier-free guidance, on the steps it applies to; without it
+(or at scale 0) the loop is unchanged, number for number.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import torch
 from diffusers import SchedulerMixin
 
 from mapper.decoders.audioldm2.conditions import Conditions
+from mapper.decoders.audioldm2.envelope_guidance import EnvelopeGuidance
 
 
 def _step_kwargs(scheduler: SchedulerMixin, generator, eta: float) -> dict:
@@ -46,12 +51,14 @@ def denoise(
     generator: torch.Generator | list[torch.Generator] | None = None,
     eta: float = 0.0,
     progress_bar=None,
+    guidance: EnvelopeGuidance | None = None,
 ) -> torch.Tensor:
     """Sample latents (B, C, T, F) from standard-normal ``noise`` (B, C, T, F).
 
     known (B, C, T, F) and known_mask (B, 1, T, 1) bool: where the mask is set, the result is
     ``known`` exactly and every intermediate latent is ``known`` at the current noise level.
     ``progress_bar``: a context manager with ``update()`` (a pipeline's ``progress_bar``).
+    ``guidance``: envelope guidance applied to the noise prediction on its steps (known frames excluded).
     """
     if (known is None) != (known_mask is None):
         raise ValueError("known and known_mask go together")
@@ -77,6 +84,8 @@ def denoise(
             if guided:
                 uncond, cond = noise_pred.chunk(2)
                 noise_pred = uncond + guidance_scale * (cond - uncond)
+            if guidance is not None and guidance.applies(i, len(timesteps)):
+                noise_pred = guidance.adjust(latents, t, noise_pred, scheduler, known_mask)
             latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
             if known is not None:
                 if i + 1 < len(timesteps):  # the level the next step starts from

@@ -4,10 +4,19 @@ local diffusers folder (offline), or a hub id.
 Only a hub id may reach the network. Whatever is loaded, the caller must not use the pipeline's own
 prompt path (see :mod:`mapper.decoders.audioldm2`); :mod:`~mapper.decoders.audioldm2.conditions`
 computes every condition itself.
+
+A local folder is untrusted: diffusers and transformers build each component from its config.json
+before they read a weight, so :func:`check_component_configs` reads those configs first (each at most
+``MAX_CONFIG_BYTES``, valid JSON), bounds the scheduler's ``num_train_timesteps`` (arrays of that length)
+and refuses a layer count (``layers_per_block``, ``num_hidden_layers``, ``n_layer``, ``depths``, ...)
+larger than the number of tensors in the component's safetensors headers: a model of N layers holds
+at least N tensors, so a count beyond that can only build modules its weights do not have.
 """
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import torch
 from diffusers import AudioLDM2Pipeline, AutoencoderKL
@@ -16,10 +25,62 @@ from diffusers.schedulers import KarrasDiffusionSchedulers
 from transformers import (ClapFeatureExtractor, ClapModel, GPT2Model, RobertaTokenizer, RobertaTokenizerFast,
                           SpeechT5HifiGan, T5EncoderModel, T5Tokenizer, T5TokenizerFast, VitsModel, VitsTokenizer)
 
+from extractors.checkpoint import read_config_json, read_header_shapes
 from mapper.decoders.audioldm2.tiny import build_tiny_audioldm2, freeze
 from mapper.decoders.audioldm2.toy import TOY_FOLDER
 
 BUILT_IN = ("tiny", "toy")
+MAX_CONFIG_BYTES = 1 << 20  # AudioLDM-2's largest component config (CLAP's) is about 10 KiB
+MAX_HEADER_BYTES = 64 << 20  # safetensors' own limit is 100 MB; cvssp/audioldm2's largest header is ~0.2 MiB
+MAX_TRAIN_TIMESTEPS = 100_000  # a scheduler's noise levels (AudioLDM-2: 1000); the mapper's bound too
+LAYER_COUNT = re.compile(r"(layers?|layers_per_block|depths?)$")  # n_layer, num_hidden_layers, layers_per_block, ...
+
+
+def check_component_configs(folder: str | os.PathLike) -> None:
+    """Refuse, in one line naming the file, the field, the value and what is allowed, a diffusers folder
+    whose component configs would have diffusers build something its weights cannot be: see the module
+    docstring. Reads the configs and the safetensors headers only (milliseconds)."""
+    folder = Path(folder)
+    read_config_json(folder / "model_index.json", MAX_CONFIG_BYTES)
+    for component in sorted(p for p in folder.iterdir() if p.is_dir()):
+        scheduler = component / "scheduler_config.json"
+        if scheduler.is_file():
+            steps = read_config_json(scheduler, MAX_CONFIG_BYTES).get("num_train_timesteps")
+            if steps is not None and not (_is_int(steps) and 1 <= steps <= MAX_TRAIN_TIMESTEPS):
+                raise ValueError(f"{scheduler}: num_train_timesteps must be an integer >= 1 and <= "
+                                 f"{MAX_TRAIN_TIMESTEPS}, got {_shown(steps)}")
+        for config_file in sorted(component.glob("*config.json")):
+            config = read_config_json(config_file, MAX_CONFIG_BYTES)
+            weights = sorted(component.glob("*.safetensors"))
+            if config_file.name == "config.json" and weights:
+                tensors = sum(len(read_header_shapes(file, MAX_HEADER_BYTES)) for file in weights)
+                _check_layer_counts(config, config_file, component.name, tensors)
+
+
+def _check_layer_counts(config, config_file: Path, component: str, tensors: int, where: str = "") -> None:
+    for key, value in config.items() if isinstance(config, dict) else ():
+        field = f"{where}{key}"
+        if isinstance(value, dict):
+            _check_layer_counts(value, config_file, component, tensors, f"{field}.")
+        elif LAYER_COUNT.search(key) and value is not None:
+            counts = value if isinstance(value, list) else [value]
+            if not all(_is_int(count) and count <= tensors for count in _flat(counts)):
+                raise ValueError(f"{config_file}: {field} must be layer counts of at most {tensors} (the tensors in "
+                                 f"{component}'s weights), got {_shown(value)}")
+
+
+def _flat(values):
+    for value in values:
+        yield from (_flat(value) if isinstance(value, list) else [value])
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class _AudioLDM2Folder(AudioLDM2Pipeline):
@@ -118,6 +179,7 @@ def load_audioldm2(
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "model_index.json")):
             raise FileNotFoundError(f"{path} is not a diffusers AudioLDM-2 folder: model_index.json is missing")
+        check_component_configs(path)
         pipe = _from_pretrained(path, local_files_only=True, dtype=dtype, use_safetensors=True)
     elif os.path.exists(path) or _looks_like_path(name_or_path):
         raise FileNotFoundError(

@@ -1,0 +1,160 @@
+"""Sync guidance on held-out toy clips: does the sound land on the events, and what does it cost?
+
+    python -m benchmarks.sync_guidance                          # the default settings: about 4 min on 2 cores
+    python -m benchmarks.sync_guidance --grid 0.02:0.3,0.045:0.3,0.1:0.3,0.045:1.0 --json grid.json
+    python -m benchmarks.sync_guidance --offset 30              # another 30 clips (the default was chosen on 0-29)
+
+Clips: the first ``--clips`` 10 s clips (from ``--offset``) of toy world seed 11 (80 planned clips), unseen by
+the toy decoder (seed 1), its envelope head (seed 1) and the toy classifier (seed 2). Each is rendered by
+the shipped toy AudioLDM-2 from its true audio's AudioMAE tokens and its label, fast preset (25 steps), row i
+of a batch seeded i, three ways per setting (``SCALE:FIRST_FRACTION``):
+
+    unguided    no envelope (once)
+    true        guided towards the clip's own envelope (``extractors.envelope.audio_envelope`` of its audio)
+    shuffled    guided towards another clip's envelope (the previous clip's): the control. Scored against its
+                own events (it should stay at chance) and against the events of the clip whose envelope it got
+
+Scores (``evaluation.toy_report.score``): class accuracy (toy classifier, first 8 s), event-sync error (mean
+|lag| of the onsets against the events, +-1 s search; about 0.5 s is chance) and FD of the toy classifier's
+embeddings against the true audio. Then seconds per clip, unguided vs the first setting, interleaved over
+``--repeats`` rounds on 8 clips (medians: the machine may be shared). A setting meets the goals when its
+event-sync error is <= 0.20 s and at most half the shuffled one's, its class accuracy >= 0.90, its FD <= 1.25 x
+the unguided FD and its time <= 1.5 x the unguided time (the last only for the timed setting).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recipes.machine import machine_line
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+WORLD = (80, 11)  # planned clips, seed: a toy world none of the toy models was trained on
+SYNC_GOAL, SHUFFLED_GOAL, CLASS_GOAL, FD_GOAL, TIME_GOAL = 0.20, 0.5, 0.90, 1.25, 1.5
+TIMED_CLIPS = 8
+
+
+def setting(text: str) -> tuple[float, float]:
+    try:
+        scale, fraction = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SCALE:FIRST_FRACTION, got {text!r}") from None
+    return scale, fraction
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clips", type=int, default=30)
+    p.add_argument("--offset", type=int, default=0, help="skip this many clips of the world first")
+    p.add_argument("--grid", type=lambda text: [setting(s) for s in text.split(",")], default=None,
+                   help="SCALE:FIRST_FRACTION,... (default: the default setting)")
+    p.add_argument("--head", default="toy", help="'toy' or an envelope head folder")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds (medians)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared machine's cores)")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = p.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(args) -> int:
+    from evaluation.toy_classifier import load_toy_classifier
+    from evaluation.toy_report import HeldOutClips, score
+    from evaluation.toy_sync import sync_offset
+    from extractors.clip import ClipConfig
+    from extractors.envelope import audio_envelope
+    from mapper.config import MapperConfig
+    from mapper.decoders.audioldm2 import EnvelopeGuidanceConfig, load_audioldm2, load_envelope_head
+    from mapper.generation import VideoToAudioPipeline
+    from mapper.generation.extractors_component import VisualExtractors
+    from mapper.generation.sampling import sampling_config
+    from mapper.loading import build_mapper
+    from toy_world import clip_window_audio, plan_world
+
+    grid = args.grid or [(EnvelopeGuidanceConfig().scale, EnvelopeGuidanceConfig().first_fraction)]
+    mapper = build_mapper(MapperConfig.from_preset("toy", n_layer=2, n_head=2))  # only its rendering is used
+    pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("toy"), mapper, load_audioldm2("toy"))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.envelope_head = load_envelope_head(args.head)
+    clip = ClipConfig()
+    specs = [c for c in plan_world(*WORLD, clip)["clips"] if c["duration"] >= clip.seconds]
+    specs = specs[args.offset:args.offset + args.clips]
+    if len(specs) < 2:
+        raise SystemExit(f"--offset {args.offset} --clips {args.clips}: {len(specs)} clips; at least 2 are needed")
+    audio = np.stack([clip_window_audio(c, clip) for c in specs]).astype(np.float32)  # (N, 10 s)
+    tokens = pipe.extractors.frozen.encode_audio(torch.from_numpy(audio))  # (N, 8, D)
+    labels = [c["label"] for c in specs]
+    events = [np.asarray(c["events"]["times"]) - c["start"] for c in specs]
+    clips = HeldOutClips([c["id"] for c in specs], [], [float(c["start"]) for c in specs], labels, events, audio)
+    envelope = torch.from_numpy(audio_envelope(audio, pipe.frame_samples, pipe.window_frames))  # (N, 256)
+    classifier, sampling = load_toy_classifier(), sampling_config("fast")
+
+    def render(target, config, count=len(specs)):
+        return np.concatenate([
+            pipe.render_tokens(tokens[i:min(i + 8, count)], labels[i:min(i + 8, count)], sampling, seed=i,
+                               envelope=None if target is None else target[i:min(i + 8, count)],
+                               sync_guidance=config)
+            for i in range(0, count, 8)])
+
+    print(machine_line(torch.device("cpu")))
+    print(f"{len(specs)} clips of toy world seed {WORLD[1]} from #{args.offset}, fast preset, head {args.head}")
+    rows = {"unguided": score(render(None, None), clips, pipe.sample_rate, classifier)}
+    others = np.roll(np.arange(len(specs)), 1)  # clip i gets clip i-1's envelope
+    for scale, fraction in grid:
+        config = EnvelopeGuidanceConfig(scale=scale, first_fraction=fraction)
+        rows[f"true {scale:g}:{fraction:g}"] = score(render(envelope, config), clips, pipe.sample_rate, classifier)
+        shuffled = render(envelope[others], config)
+        row = score(shuffled, clips, pipe.sample_rate, classifier)
+        row["sync_to_source_s"] = float(np.nanmean([abs(sync_offset(a, pipe.sample_rate, events[j]))
+                                                    for a, j in zip(shuffled, others)]))
+        rows[f"shuffled {scale:g}:{fraction:g}"] = row
+    timed = EnvelopeGuidanceConfig(scale=grid[0][0], first_fraction=grid[0][1])
+    times = {"unguided": [], "guided": []}
+    for _ in range(args.repeats):
+        for name, target, config in (("unguided", None, None), ("guided", envelope, timed)):
+            began = time.perf_counter()
+            render(target, config, count=min(TIMED_CLIPS, len(specs)))
+            times[name].append((time.perf_counter() - began) / min(TIMED_CLIPS, len(specs)))
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    print(_table(rows, grid))
+    print(f"seconds per clip (median of {args.repeats}, {min(TIMED_CLIPS, len(specs))} clips): unguided "
+          f"{seconds['unguided']:.2f}, guided {grid[0][0]:g}:{grid[0][1]:g} {seconds['guided']:.2f} "
+          f"({seconds['guided'] / seconds['unguided']:.2f} x, goal <= {TIME_GOAL})")
+    if args.json:
+        args.json.write_text(json.dumps({"clips": len(specs), "offset": args.offset, "rows": rows,
+                                         "seconds_per_clip": seconds}, indent=1) + "\n")
+    return 0
+
+
+def _table(rows: dict, grid) -> str:
+    base = rows["unguided"]
+    lines = ["| envelope | scale:fraction | class acc | sync err (s) | sync to source (s) | FD | FD / unguided | goals |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| none | | {base['class_accuracy']:.2f} | {base['event_sync_error_s']:.3f} | | {base['fd']:.2f} | 1.00 | |"]
+    for scale, fraction in grid:
+        key = f"{scale:g}:{fraction:g}"
+        true, shuffled = rows[f"true {key}"], rows[f"shuffled {key}"]
+        met = (true["event_sync_error_s"] <= SYNC_GOAL
+               and true["event_sync_error_s"] <= SHUFFLED_GOAL * shuffled["event_sync_error_s"]
+               and true["class_accuracy"] >= CLASS_GOAL and true["fd"] <= FD_GOAL * base["fd"])
+        lines.append(f"| true | {key} | {true['class_accuracy']:.2f} | {true['event_sync_error_s']:.3f} | | "
+                     f"{true['fd']:.2f} | {true['fd'] / base['fd']:.2f} | {'met' if met else 'missed'} |")
+        lines.append(f"| shuffled | {key} | {shuffled['class_accuracy']:.2f} | {shuffled['event_sync_error_s']:.3f} | "
+                     f"{shuffled['sync_to_source_s']:.3f} | {shuffled['fd']:.2f} | {shuffled['fd'] / base['fd']:.2f} | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
