@@ -32,8 +32,8 @@ class Pairing:
     unusable: dict[Path, str] = field(default_factory=dict)
 
 
-def unusable_reason(path: Path) -> str | None:
-    """Why ``path`` (an entry with an audio name) cannot be read as a file, in one line naming it; None if it can."""
+def unusable_reason(path: Path, kind: str = "an audio file") -> str | None:
+    """Why ``path`` (an entry named as ``kind``) cannot be read as a file, in one line naming it; None if it can."""
     try:
         mode = path.stat().st_mode  # follows a symlink
     except FileNotFoundError:
@@ -43,7 +43,7 @@ def unusable_reason(path: Path) -> str | None:
     except OSError as error:  # a symlink loop, a name too long, no permission on a folder on the way
         return f"{path}: cannot be read ({error.strerror or type(error).__name__})"
     if stat.S_ISDIR(mode):
-        return f"{path}: a folder, not an audio file"
+        return f"{path}: a folder, not {kind}"
     if not stat.S_ISREG(mode):
         return f"{path}: not a regular file (a device, pipe or socket)"
     if not os.access(path, os.R_OK):

@@ -10,7 +10,7 @@ from pathlib import Path
 from evaluation.audio import AudioReadError, load_audio
 from evaluation.embedders import AUDIO_EMBEDDERS, embedder_preset
 from evaluation.evaluate import METRICS, audio_metrics, embed_audio_files, file_hashes, format_table
-from evaluation.pairing import Pairing, pair_files, sample_name
+from evaluation.pairing import Pairing, pair_files, sample_name, unusable_reason
 from evaluation.protocol import SCORED_SECONDS
 from extractors.atomic import atomic_write_text
 from extractors.file_hash import file_sha256
@@ -131,6 +131,8 @@ def _video_metrics(options: SuiteOptions, result: SuiteResult, generated: list[P
         video = videos.get(sample_name(path.stem, options.name_rule))
         if video is None:
             result.unpaired_videos.append(str(path))
+        elif (reason := unusable_reason(video, "a video")) is not None:  # the pair is skipped, the rest scored
+            result.failed[str(video)] = reason
         else:
             pairs.append((path, video))
     used = sorted({v for _, v in pairs}, key=lambda p: p.stem)

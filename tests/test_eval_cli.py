@@ -3,6 +3,7 @@ a rerun that embeds nothing, bad and unpaired files named and skipped, bad optio
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -145,3 +146,19 @@ def test_two_processes_share_the_embedding_and_give_the_same_metrics(toy_sets, t
         assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key  # batches differ: float round-off
     shards = [p for p in (tmp_path / "cache_two").rglob("shard-*") if p.is_dir()]
     assert len(shards) >= 10  # 5 embedders x 2 ranks wrote their shares
+
+
+def test_a_dangling_symlink_among_the_videos_skips_its_pair_and_scores_the_rest(toy_sets, tmp_path, capsys):
+    generated, reference, videos = toy_sets
+    linked = tmp_path / "world" / "videos"  # the world beside it (world.json) is left out: no toy sync
+    shutil.copytree(videos, linked)
+    broken = sorted(linked.iterdir())[0]
+    broken.unlink()
+    os.symlink(tmp_path / "deleted.mp4", broken)
+    code = evaluate.main(_args(generated, reference, tmp_path / "out", "--videos", str(linked), "--metrics", "ib_score"))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err, err  # the run went on; a skipped pair makes the status 1
+    lines = [line for line in err.splitlines() if broken.name in line]
+    assert len(lines) == 1 and "dangling symlink" in lines[0] and str(broken) in lines[0], err
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert "IB-Score" in report["metrics"] and str(broken) in report["skipped"]["failed"]
