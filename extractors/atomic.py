@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -80,6 +81,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
                 tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder beside the folder ``path`` (readable by all, as a package folder is);
+    on success it replaces ``path`` (an older one is moved aside first, then removed), so ``path`` is
+    never half written. On failure ``path`` is left as it was."""
+    out = Path(path).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private
+        yield staging
+        old = out.with_name(f".{out.name}.old")
+        if out.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -154,11 +151,9 @@ def calibrate_audiomae(preset, args, mel_config) -> None:
 
 def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> None:
     """save_pretrained into a temporary sibling folder, then swap it in: `--out` is never half written."""
-    out = args.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; the package folder is readable by all
+    from extractors.atomic import atomic_folder
+
+    with atomic_folder(args.out) as staging:
         pipe.save_pretrained(staging, safe_serialization=True)
         _drop_load_paths(staging)
         provenance = {
@@ -173,14 +168,6 @@ def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> Non
         if base is not None:
             provenance["base"] = {key: value for key, value in base.items() if key != "sha256"}
         (staging / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n")
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _drop_load_paths(folder: Path) -> None:

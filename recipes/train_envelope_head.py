@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -215,27 +212,16 @@ def prepare(waveforms, vae, vocoder_config, geometry, encode_latents, batch: int
 def save_head(head, out: Path, record: dict) -> None:
     """config.json + model.safetensors + provenance.json (with the weights' sha256) into a temporary sibling,
     then swapped in: ``out`` is never half written."""
+    from extractors.atomic import atomic_folder
     from extractors.file_hash import file_sha256
     from mapper.decoders.audioldm2.envelope_head import WEIGHTS_FILE
 
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; a package folder is readable by all
+    with atomic_folder(out) as staging:
         head.save_pretrained(staging)
         record = {**record, "sha256": {WEIGHTS_FILE: file_sha256(staging / WEIGHTS_FILE)}}
         (staging / PROVENANCE).write_text(json.dumps(record, indent=1) + "\n")
         for path in staging.iterdir():
             path.chmod(0o644)  # safetensors writes its file private
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def console() -> None:

@@ -10,14 +10,13 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import contextlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from deadline import deadline  # noqa: E402 (tests/deadline.py)
 
 from mapper.config import MapperConfig  # noqa: E402
 from mapper.decoders.audioldm2.loading import load_audioldm2  # noqa: E402
@@ -26,22 +25,6 @@ from mapper.generation.loading import load_pipeline  # noqa: E402
 from mapper.loading import build_mapper, load_mapper  # noqa: E402
 
 FAST = 1.0  # seconds a refusal may take (it reads two small files)
-
-
-@contextlib.contextmanager
-def deadline(seconds: int):
-    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
-
-    def expire(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def refused(call, *words: str, seconds: int = 10) -> str:

@@ -8,7 +8,6 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-import contextlib  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -19,6 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
+from deadline import deadline  # noqa: E402 (tests/deadline.py)
 from test_generation import SR, tiny_mapper_dir, tiny_pipeline, write_video  # noqa: E402, F401, F811 (fixtures)
 
 import mapper  # noqa: E402
@@ -67,22 +67,6 @@ def run_cli(argv, capsys) -> tuple[int, list[str]]:
     except SystemExit as exit_:
         code = exit_.code
     return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-
-
-@contextlib.contextmanager
-def deadline(seconds: int):
-    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
-
-    def expire(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------- the command line
