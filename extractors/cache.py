@@ -26,12 +26,13 @@ rows (two writers without the lock) is refused on load and on resume until `repa
 that cannot be read is named in one line.
 
 Row columns: id, label, split, start, duration, num_valid_frames, one column per visual stream of the
-preset (e.g. cavp (T, Dc), timechat (W*Q, Dt)), audiomae (N, Da), preset, preset_fingerprint.
+preset (e.g. cavp (T, Dc), timechat (W*Q, Dt)), audiomae (N, Da), envelope (clip.envelope_frames, 1: the
+audio's loudness envelope, ``extractors.envelope``), preset, preset_fingerprint.
 cache.json records each stream's shape and frame spans (``streams``).
 
 Training and inference caches (`require_audio` in cache.json): a training extraction requires the
 audio track, so every row has its `audiomae` target; an inference extraction keeps clips without
-audio and stores `audiomae` as null for them (`None` in Python, NaN under the numpy/torch formats).
+audio and stores `audiomae` and `envelope` as null for them (`None` in Python, NaN under the numpy/torch formats).
 One cache is one or the other; resuming it in the other mode is an error, and
 `load(require_audio=True)` refuses an inference cache that has rows without a target.
 
@@ -58,7 +59,7 @@ from extractors.cache_lock import CacheBusyError, hold_lock
 from extractors.cache_repair import REPAIR_COMMAND
 from extractors.cache_shards import (CorruptShardError, quiet_datasets, save_shard, shard_dataset, shard_features,
                                      shard_ids, shard_table)
-from extractors.presets import AUDIO_TARGET
+from extractors.presets import AUDIO_TARGET, TARGETS
 
 # The cache's public names, wherever they are defined (its lock, shards and repair have their own modules).
 __all__ = ["CACHE_FORMAT", "DTYPES", "CacheBusyError", "CacheMismatchError", "CorruptShardError",
@@ -66,7 +67,8 @@ __all__ = ["CACHE_FORMAT", "DTYPES", "CacheBusyError", "CacheMismatchError", "Co
 
 # 2: num_valid_frames column, nullable audiomae, per-rank shards and failure logs
 # 3: one column per named visual stream; stream spans in cache.json instead of a timechat_spans column
-CACHE_FORMAT = 3
+# 4: the clip's loudness envelope (``envelope``, extractors.envelope), the target of timing control
+CACHE_FORMAT = 4
 DTYPES = ("float16", "float32")
 
 
@@ -309,7 +311,7 @@ class FeatureCache:
 def _check_shapes(row: dict, shapes: dict, root: Path) -> None:
     for name, shape in shapes.items():
         value = row[name]
-        if value is None and name == AUDIO_TARGET:
+        if value is None and name in TARGETS:
             continue
         if list(np.shape(value)) != shape:
             raise ValueError(f"{root}: clip {row['id']!r} has {name} of shape {list(np.shape(value))}, "

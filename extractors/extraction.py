@@ -49,7 +49,8 @@ from tqdm.auto import tqdm
 from extractors.cache import FeatureCache
 from extractors.frames import shared_frame_size, square_frames  # noqa: F401 (square_frames: benchmarks import it here)
 from extractors.manifest import ClipItem
-from extractors.presets import AUDIO_TARGET, ExtractorPreset
+from extractors.envelope import audio_envelope
+from extractors.presets import AUDIO_TARGET, ENVELOPE_TARGET, TARGETS, ExtractorPreset
 from extractors.video import DecodedClip, VideoReadError, read_clip
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,8 @@ def decoded_batches(items: list[ClipItem], clip_config, batch_size: int, num_wor
 
 def encode_clips(extractors, clips: list[DecodedClip]) -> list[dict]:
     """Features of each clip (frames and audio as numpy arrays or tensors): {stream name: (tokens, dim),
-    ..., audiomae: (N, Da) or None}, as float32 numpy arrays (the cache casts them to its dtype).
+    ..., audiomae: (N, Da) or None, envelope: (clip.envelope_frames, 1) or None}, as float32 numpy arrays
+    (the cache casts them to its dtype).
 
     Clips whose frames have the same decoded size go through the video models in one call; clips
     with audio go through AudioMAE in one call.
@@ -189,10 +191,14 @@ def encode_clips(extractors, clips: list[DecodedClip]) -> list[dict]:
     if with_audio:
         waveform = torch.stack([torch.as_tensor(clips[i].audio) for i in with_audio])  # (b, num_samples) float32
         tokens = extractors.encode_audio(waveform).float().cpu().numpy()  # (b, N, Da)
+        clip = extractors.preset.clip
+        envelopes = audio_envelope(waveform.float(), clip.envelope_frame_samples, clip.envelope_frames)  # (b, frames)
         for j, i in enumerate(with_audio):
             out[i][AUDIO_TARGET] = tokens[j]
+            out[i][ENVELOPE_TARGET] = envelopes[j].cpu().numpy()[:, None]  # (frames, 1)
     for features in out:
-        features.setdefault(AUDIO_TARGET, None)
+        for name in TARGETS:
+            features.setdefault(name, None)
     return out
 
 

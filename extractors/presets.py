@@ -31,9 +31,13 @@ from extractors.timechat import BUILTIN_TOKENIZER, TimeChatConfig
 # 3: visual features as named streams (presets' `visual` mapping); fingerprints include encoder types.
 FEATURE_VERSION = 3
 AUDIO_TARGET = "audiomae"  # the feature the mapper learns to predict (a cache column, like each stream)
+# the clip's loudness envelope (extractors.envelope), (clip.envelope_frames, 1): what timing control learns to
+# predict from the video
+ENVELOPE_TARGET = "envelope"
+TARGETS = (AUDIO_TARGET, ENVELOPE_TARGET)  # columns computed from the audio: null where a clip has none
 # Cache columns that are not features; no stream may take one of these names.
 RESERVED_NAMES = ("id", "label", "split", "start", "duration", "num_valid_frames", "preset", "preset_fingerprint",
-                  AUDIO_TARGET)
+                  *TARGETS)
 
 
 def paper_visual() -> dict:
@@ -49,11 +53,14 @@ class FeatureDims:
     streams: dict[str, StreamSpec]  # visual stream name -> its tokens' shape and spans, in fusion order
     num_audio_tokens: int  # AudioMAE target tokens (8)
     audio_token_dim: int  # 768
+    envelope_frames: int  # loudness-envelope frames of a clip window (250: 40 ms each)
 
     def shapes(self) -> dict[str, list[int]]:
-        """Per-clip array shape of every feature column: each stream (tokens, dim), the target (N, Da)."""
+        """Per-clip array shape of every feature column: each stream (tokens, dim), the target (N, Da), the
+        envelope (frames, 1)."""
         shapes = {name: list(spec.shape) for name, spec in self.streams.items()}
         shapes[AUDIO_TARGET] = [self.num_audio_tokens, self.audio_token_dim]
+        shapes[ENVELOPE_TARGET] = [self.envelope_frames, 1]
         return shapes
 
 
@@ -96,6 +103,7 @@ class ExtractorPreset:
             streams={name: config.stream(t) for name, config in self.visual.items()},
             num_audio_tokens=self.audiomae.num_tokens,
             audio_token_dim=self.audiomae.embed_dim,
+            envelope_frames=self.clip.envelope_frames,
         )
 
     def to_dict(self) -> dict:

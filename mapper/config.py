@@ -128,7 +128,7 @@ class MapperConfig(PretrainedConfig):
             audio_token_dim = paper.dims.audio_token_dim if audio_token_dim is None else audio_token_dim
             if streams is None:  # the paper's encoders at this clip length
                 streams = {name: config.stream(num_frames).to_dict() for name, config in paper.visual.items()}
-        _check_streams(streams, num_frames)
+        check_streams(streams, num_frames)
         if stream_order is not None and not (isinstance(stream_order, (list, tuple))
                                              and all(isinstance(name, str) for name in stream_order)):
             raise ArgumentError("stream_order", f" must be a list of stream names, got {shown(stream_order)}")
@@ -191,7 +191,7 @@ class MapperConfig(PretrainedConfig):
         )
 
 
-def _check_streams(streams, num_frames: int) -> None:
+def check_streams(streams, num_frames: int) -> None:
     """``streams`` is {name: {"dim", "spans", "queries"}} within the bounds, every window [start, end) of
     whole frames inside the clip; a bad entry is named as ``streams.<name>.<field>``."""
     if not (isinstance(streams, dict) and 1 <= len(streams) <= MAX_STREAMS):

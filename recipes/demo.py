@@ -56,6 +56,7 @@ MAX_VIDEO_SECONDS = 120.0  # the demo's own limit per request, below the pipelin
 QUEUE_SIZE = 8  # requests waiting behind the one generating; more are refused ("Queue is full")
 DEMO_LIMIT_HINT = "this demo's limit: trim the video, or render it with `python -m recipes.generate`"
 POLL_SECONDS = 0.25  # how often a waiting request looks whether it was cancelled or its page closed
+SYNC_GUIDANCE_MAX = 0.2  # the slider's end: past ~0.1 the toy decoder follows the envelope but loses the class
 # the page's words for the pipeline's arguments, in its one-line errors
 PAGE_NAMES = {"reference_audio": "Reference audio", "num_inference_steps": "Steps", "guidance_scale": "Guidance",
               "seed": "Seed", "label": "Sound label", "mode": "Window join", "preset": "Preset"}  # fmt: skip
@@ -259,6 +260,18 @@ class Demo:
                 self._pipeline = load_pipeline(mapper=self.mapper_dir, device=self.device)
             return self._pipeline
 
+    def sync_guidance_default(self) -> float:
+        """The slider's start: the mapper folder's default (generation_config.json), 0 where it cannot guide."""
+        from mapper.generation_defaults import read_generation_defaults
+
+        return read_generation_defaults(self.mapper_dir).sync_guidance if self.can_guide() else 0.0
+
+    def can_guide(self) -> bool:
+        """Whether the mapper folder has the video envelope predictor that timing control needs."""
+        from mapper.envelope_predictor import FOLDER
+
+        return self.mapper_dir is not None and (self.mapper_dir / FOLDER).is_dir()
+
     def describe(self, video: str | None) -> str:
         """The status line for a newly chosen video: its length, or why it cannot be used."""
         from extractors.video import MediaReadError
@@ -273,11 +286,13 @@ class Demo:
         toy = f" — toy example “{clip['label']}”, {len(clip['events']['times'])} events" if clip else ""
         return f"“{Path(video).name}”: {seconds:.2f} s{toy}. Press **Generate**."
 
-    def generate(self, video, label, preset, steps, guidance, seed, mode, reference, progress, cancel=None):
+    def generate(self, video, label, preset, steps, guidance, seed, mode, reference, progress, cancel=None,
+                 sync_guidance=0.0):
         """(status, audio path, muxed video path, spectrogram path); on a bad input the status says why.
 
         ``cancel`` (a ``threading.Event``), once set, stops the generation at its next denoising step
-        (or, still waiting for its turn, before it starts): the status then says so, in one line."""
+        (or, still waiting for its turn, before it starts): the status then says so, in one line.
+        ``sync_guidance``: timing control's scale (0: off)."""
         from extractors.video import MediaReadError
         from mapper.generation.arguments import check_reference_audio
         from mapper.generation.long_form import LongFormConfig
@@ -291,6 +306,7 @@ class Demo:
             return ("**Error:** seed must be a whole number >= 0", *nothing)
         cancel = threading.Event() if cancel is None else cancel
         began, steps, guidance, seed = time.perf_counter(), int(steps), float(guidance), int(seed)
+        sync_guidance = float(sync_guidance or 0.0)
         uploads = (video, reference)
         try:
             # a bad or too long upload is named before the model is loaded
@@ -315,6 +331,7 @@ class Demo:
                     result = pipeline(
                         video, label=(label or "").strip() or None, preset=preset, num_inference_steps=steps,
                         guidance_scale=guidance, seed=seed, mode=mode, reference_audio=reference or None,
+                        sync_guidance=sync_guidance,
                     )  # fmt: skip
                 finally:
                     pipeline.__dict__.pop("progress_bar", None)
@@ -332,7 +349,8 @@ class Demo:
         wav, mp4, png, notes = self.write_outputs(video, result)
         took = time.perf_counter() - began
         status = (f"Generated {len(result.audio) / result.sample_rate:.2f} s of audio for “{Path(video).name}” "
-                  f"({preset}, {steps} steps, guidance {guidance:g}, seed {seed}) in {took:.1f} s"
+                  f"({preset}, {steps} steps, guidance {guidance:g}, seed {seed}, sync guidance {sync_guidance:g}) "
+                  f"in {took:.1f} s"
                   + "".join(f"; {note}" for note in notes) + ".")  # fmt: skip
         return status, wav, mp4, png
 
@@ -357,8 +375,11 @@ class Demo:
             mp4 = None
         clip = self.world.clip_of(video) if self.world else None
         events = list(zip(clip["events"]["times"], clip["events"]["lengths"])) if clip else []
+        envelope = None if result.envelope is None else (result.envelope, result.envelope_frame_seconds)
         spectrogram_png(png, result.audio, result.sample_rate, result.joins, events,
-                        title=f"{Path(video).name} — {result.label or 'no label'}")  # fmt: skip
+                        title=f"{Path(video).name} — {result.label or 'no label'}", envelope=envelope)  # fmt: skip
+        if envelope is not None:
+            notes.append("the envelope predicted from the video drawn in white")
         if clip:
             notes.append(f"toy example: {len(events)} true events marked")
         if result.joins:
@@ -444,6 +465,10 @@ def build_app(demo: Demo):
                                           elem_id="steps")  # fmt: skip
                         guidance = gr.Slider(1.0, 10.0, value=default.guidance_scale, step=0.1,
                                              label="Guidance (1: none)")  # fmt: skip
+                    sync = gr.Slider(0.0, SYNC_GUIDANCE_MAX, value=demo.sync_guidance_default(), step=0.005,
+                                     label="Sync guidance (0: off)", elem_id="sync-guidance",
+                                     info="pulls the sound onto the loudness envelope predicted from the video",
+                                     interactive=demo.can_guide())  # fmt: skip
                     with gr.Row():
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                         mode = gr.Radio(list(JOIN_MODES), value=JOIN_MODES[0], label="Long videos: window join")
@@ -460,12 +485,13 @@ def build_app(demo: Demo):
                                  elem_id="output-video")  # fmt: skip
                 spectrogram = gr.Image(label="Spectrogram", type="filepath", interactive=False, elem_id="spectrogram")
 
-        async def run(video, label, preset, steps, guidance, seed, mode, reference, progress=gr.Progress()):
+        async def run(video, label, preset, steps, guidance, seed, mode, reference, sync_guidance,
+                      progress=gr.Progress()):
             # In a worker thread, watched from here: Gradio cancels this coroutine on Stop (/cancel) but
             # cannot stop a thread, and only marks the request dead when its page is closed; either way
             # `cancel` is set and the generation stops at its next step (it holds GENERATION till then).
             cancel, wanted = threading.Event(), request_watch()
-            inputs = (video, label, preset, steps, guidance, seed, mode, reference, progress, cancel)
+            inputs = (video, label, preset, steps, guidance, seed, mode, reference, progress, cancel, sync_guidance)
             work = asyncio.ensure_future(anyio.to_thread.run_sync(demo.generate, *inputs))
             work.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even when abandoned
             try:
@@ -486,7 +512,7 @@ def build_app(demo: Demo):
 
         video.change(demo.describe, video, status, show_progress="hidden")
         preset.change(preset_defaults, preset, [steps, guidance], show_progress="hidden")
-        generation = button.click(run, [video, label, preset, steps, guidance, seed, mode, reference],
+        generation = button.click(run, [video, label, preset, steps, guidance, seed, mode, reference, sync],
                                   [status, audio, muxed, spectrogram], concurrency_limit=1)  # fmt: skip
         stop.click(stopped, None, status, cancels=[generation], queue=False)  # not refused when the queue is full
     app.queue(max_size=QUEUE_SIZE)  # waiting requests beyond it are refused in one line

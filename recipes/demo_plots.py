@@ -34,11 +34,14 @@ def spectrogram_png(
     joins: Sequence[tuple[int, int]] = (),
     events: Sequence[tuple[float, float]] = (),
     title: str = "",
+    envelope: tuple[np.ndarray, float] | None = None,
 ) -> None:
     """Write a spectrogram of ``audio`` to ``path`` (PNG).
 
     ``joins``: [start, end) sample ranges where consecutive windows overlap (shaded);
-    ``events``: (time, length) seconds of the true events (a line at each onset, its length shaded).
+    ``events``: (time, length) seconds of the true events (a line at each onset, its length shaded);
+    ``envelope``: (values, seconds per value), the loudness envelope the sound was guided towards (a white
+    line on its own axis; NaN: none).
     """
     import matplotlib
 
@@ -60,6 +63,15 @@ def spectrogram_png(
     for i, (time, length) in enumerate(events):
         axes.axvline(time, color="#7CFC00", lw=1.2, label="true event" if i == 0 else None)
         axes.axvspan(time, time + length, color="#7CFC00", alpha=0.15, lw=0)
-    if len(joins) or len(events):
-        axes.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    if envelope is not None:
+        values, step = envelope
+        guide = axes.twinx()
+        guide.plot((np.arange(len(values)) + 0.5) * step, values, color="white", lw=1.2, label="guiding envelope")
+        guide.set(ylabel="envelope (z)", xlim=axes.get_xlim())
+    if len(joins) or len(events) or envelope is not None:
+        handles, names = axes.get_legend_handles_labels()
+        if envelope is not None:
+            extra = guide.get_legend_handles_labels()
+            handles, names = handles + extra[0], names + extra[1]
+        axes.legend(handles, names, loc="upper right", fontsize=8, framealpha=0.8)
     figure.savefig(path, format="png")

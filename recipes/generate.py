@@ -36,9 +36,10 @@ CALL_OPTIONS = {
     "preset": "--preset", "scheduler": "--scheduler", "num_inference_steps": "--steps", "guidance_scale": "--guidance",
     "negative_prompt": "--negative-prompt", "negative_mode": "--negative-mode", "seed": "--seed", "mode": "--mode",
     "overlap_seconds": "--overlap", "reference_audio": "--reference-audio", "duration": "--duration",
-    "max_seconds": "--max-seconds", "batch_size": "--batch-size",
+    "max_seconds": "--max-seconds", "batch_size": "--batch-size", "sync_guidance": "--sync-guidance",
 }
-NUMBERS = ("num_inference_steps", "guidance_scale", "seed", "overlap_seconds", "duration", "max_seconds", "batch_size")
+NUMBERS = ("num_inference_steps", "guidance_scale", "seed", "overlap_seconds", "duration", "max_seconds", "batch_size",
+           "sync_guidance")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     sampling.add_argument("--negative-prompt", default=None)
     sampling.add_argument("--negative-mode", default=None, metavar="{" + ",".join(NEGATIVE_MODES) + "}")
     sampling.add_argument("--seed", default="0", help="random seed (integer >= 0)")
+    sampling.add_argument("--sync-guidance", default=None,
+                          help="timing control: pull the sound onto the loudness envelope predicted from the video "
+                               "(0: off, the paper's decoding; default: the mapper folder's generation_config.json)")
     long_form = parser.add_argument_group("long videos")
     long_form.add_argument("--mode", default="inpaint", metavar="{" + ",".join(JOIN_MODES) + "}",
                            help="how windows are joined")  # fmt: skip
@@ -296,7 +300,8 @@ def main(argv=None) -> int:
         pipeline = loading.load_pipeline(mapper=args.mapper, audioldm2=args.audioldm2, extractors=args.extractors,
                                          device=args.device, dtype=args.dtype, progress=not args.no_progress)  # fmt: skip
         try:  # the loaded models' own bounds, checked first
-            events = pipeline.stream(requests, call.sampling, call.long_form, call.seed, batch_size=call.batch_size)
+            events = pipeline.stream(requests, call.sampling, call.long_form, call.seed, batch_size=call.batch_size,
+                                     sync_guidance=call.sync_guidance)
         except ArgumentError as error:
             raise error.spelled(CALL_OPTIONS) from None
     except (FileNotFoundError, ValueError, OSError) as error:

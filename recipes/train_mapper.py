@@ -98,7 +98,7 @@ def main(args: list[str] | None = None) -> dict | int:
     from mapper.last_mapper import remember_last_mapper
     from mapper.training.checkpointing import SafeCheckpointIO, UnsafeCheckpointError
     from mapper.training.data import DataError
-    from mapper.training.metrics import evaluate_mapper, format_report
+    from mapper.training.metrics import evaluate_envelope_predictor, evaluate_mapper, format_report
     from mapper.training.model_card import write_model_card
     from recipes.lightning_compat import use_treespec_leaf
 
@@ -117,7 +117,7 @@ def main(args: list[str] | None = None) -> dict | int:
     _load_best(model, trainer)
 
     export_dir = Path(cli.config["export_dir"])
-    model.mapper.save_pretrained(export_dir)  # before anything else can fail: the trained mapper is kept
+    model.export(export_dir)  # before anything else can fail: the trained mapper is kept
     remember_last_mapper(export_dir)
     record = _training_record(cli, data)
     write_model_card(export_dir, model.mapper.config, record)  # a card from the start; figures added below
@@ -128,6 +128,8 @@ def main(args: list[str] | None = None) -> dict | int:
               "baseline needs at least 2)")
     elif len(data.splits["test"]):
         metrics = evaluate_mapper(model.mapper, data.splits["train"], data.splits["test"])
+        if model.envelope_predictor is not None:
+            metrics.update(evaluate_envelope_predictor(model.envelope_predictor, data.splits["test"]))
         for logger in trainer.loggers:
             logger.log_metrics({f"test/{name}": value for name, value in metrics.items()}, step=trainer.global_step)
             logger.save()

@@ -232,7 +232,7 @@ def test_extract_features_refuses_a_bad_cavp_checkpoint_in_one_line_before_build
 
 class _StandInPipeline:
     """What the toy report asks of a pipeline, without the toy AudioLDM-2 (rendering is seconds per row on a
-    CPU): the `toy` extractors' clip timing and AudioMAE, tokens from nowhere, noise for audio."""
+    CPU): the `toy` extractors' clip timing and AudioMAE, tokens and envelopes from nowhere, noise for audio."""
 
     sample_rate = 16000
 
@@ -243,13 +243,25 @@ class _StandInPipeline:
 
         self.clip = ClipConfig()
         self.mapper = SimpleNamespace(config=SimpleNamespace(extractor_preset="toy"))
-        self.rendered = []
+        self.generation_defaults = SimpleNamespace(sync_guidance=0.05)
+        self.rendered, self.guided = [], []
 
-    def audio_tokens(self, items):
-        return torch.zeros(len(items), 8, 32)
+    def visual_features(self, video, start):
+        return {}
 
-    def render_tokens(self, tokens, labels, sampling, seed):
+    def map_features(self, features):
+        return torch.zeros(len(features), 8, 32)
+
+    def predict_envelopes(self, features):
+        return np.random.default_rng(0).standard_normal((len(features), self.clip.envelope_frames)).astype(np.float32)
+
+    def missing_for_sync_guidance(self):
+        return None
+
+    def render_tokens(self, tokens, labels, sampling, seed, envelope=None, sync_guidance=None):
         self.rendered.append(list(labels))
+        if envelope is not None:
+            self.guided.append((envelope.shape, sync_guidance))
         rng = np.random.default_rng(seed)
         return (0.1 * rng.standard_normal((len(tokens), self.clip.num_samples))).astype(np.float32)
 
@@ -261,15 +273,20 @@ def test_toy_report_over_one_held_out_clip_gives_the_rows_one_clip_can(toy_world
     monkeypatch.setattr(toy_report_module, "vocode_true_audio", lambda pipeline, clips: clips.audio.astype(np.float32))
     pipe = _StandInPipeline()
     report = toy_report(pipe, toy_world[0], limit=1)
-    assert report["clips"] == 1 and len(pipe.rendered) == 6  # oracle, video, zeros; with and without the label
-    rows = {"real", "vocoder", "oracle", "video", "zeros", "oracle_no_label", "video_no_label", "zeros_no_label"}
-    assert rows <= report.keys() and not {"shuffled", "shuffled_no_label"} & report.keys()
+    # oracle, video, zeros; with and without the label; video guided by its own and by the true envelope
+    assert report["clips"] == 1 and len(pipe.rendered) == 8
+    assert pipe.guided == [((1, 250), 0.05)] * 2 and report["sync_guidance"] == 0.05  # the folder's default scale
+    rows = {"real", "vocoder", "oracle", "video", "zeros", "oracle_no_label", "video_no_label", "zeros_no_label",
+            "guided", "guided_true"}
+    assert rows <= report.keys() and not {"shuffled", "shuffled_no_label", "guided_shuffled"} & report.keys()
+    assert set(report["envelope"]) == {"mse", "corr"}  # no shuffled baseline with one clip
     assert "shuffled" in report["note"] and "at least 2" in report["note"]
     for name in rows:
         assert report[name]["class_accuracy"] in (0.0, 1.0) and report[name]["fd"] is None  # FD needs 2 clips
     table = format_toy_report(report).splitlines()
-    assert table[0] == "held-out toy clips: 1" and len(table) == 2 + len(rows) + 1 and table[-1] == report["note"]
-    assert all(line.split()[-1] == "n/a" for line in table[2:-1])
+    assert table[0] == "held-out toy clips: 1" and len(table) == 2 + len(rows) + 2 and table[-1] == report["note"]
+    assert all(line.split()[-1] == "n/a" for line in table[2:-2])
+    assert table[-2].startswith("guided rows: video tokens + label, sync guidance 0.05; envelope predicted")
     json.dumps(report, allow_nan=True)  # what the recipe stores beside the mapper
 
 

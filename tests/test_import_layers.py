@@ -3,7 +3,8 @@ layer or to the layers below it, and no chain of imports comes back to where it 
 
     extractors                 frozen encoders, clip timing, the cache, atomic files
     toy_world                  the toy-foley dataset (writer and reader)
-    mapper core                config, arguments, fusion, model, diffusion_mapper, loading, last_mapper
+    mapper core                config, arguments, fusion, model, diffusion_mapper, loading, last_mapper,
+                               envelope_predictor, generation_defaults
     mapper.decoders            AudioLDM-2 (and how the toy one was pretrained)
     mapper.training            Lightning module, data, callbacks
     mapper.generation          the pipeline; the `mapper` package's public API sits on it
@@ -20,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("extractors", "toy_world", "mapper", "evaluation", "recipes", "benchmarks")
-MAPPER_CORE = {"arguments", "config", "fusion", "model", "diffusion_mapper", "loading", "last_mapper"}
+MAPPER_CORE = {"arguments", "config", "fusion", "model", "diffusion_mapper", "loading", "last_mapper",
+               "envelope_predictor", "generation_defaults"}
 
 # each group: the groups it may import (besides itself)
 ALLOWED = {

@@ -119,7 +119,10 @@ def test_paper_print_plan_lists_every_run_with_configs_and_gpu_hours(tmp_path, m
     code, out, err = run_main(["--scale", "paper", "--print-plan"], capsys)
     assert code == 0, err
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
-    assert [(r[1], int(r[2])) for r in rows] == [(v, s) for v in QUICK_VARIANTS for s in range(3)]
+    assert [(r[1], int(r[2])) for r in rows] == [(v, s) for v in (*QUICK_VARIANTS, "full_sync") for s in range(3)]
+    guided = [row for row in rows if row[1] == "full_sync"]  # renders full's mapper: no training, no GPU hours
+    assert all("(no training: full's mapper, sync guidance)" in " ".join(row) for row in guided)
+    rows = [row for row in rows if row[1] != "full_sync"]
     for row in rows:
         assert row[3] == "recipes/configs/paper.yaml"
         if row[1] != "full":
@@ -260,11 +263,15 @@ def test_killed_grid_resumes_without_retraining_finished_runs(resumed_grid):
     after = _mtimes(first_run)
     assert {name: after[name] for name in before} == before  # not one file of the finished run rewritten
     assert "mapper/model.safetensors" in before and "train.done.json" in before
-    assert "run 1/6 full seed 0" not in output  # nothing of it was redone
-    assert "run 6/6 diff_mapper seed 0: step curve" in output
+    assert "run 1/7 full seed 0" not in output  # nothing of it was redone
+    assert "run 6/7 diff_mapper seed 0: step curve" in output
+    assert "run 7/7 full_sync seed 0: step evaluate" in output  # full's mapper, rendered with sync guidance
     for variant in QUICK_VARIANTS:
         for step in ("train", "generate", "evaluate"):
             assert (out / "runs" / variant / "seed0" / f"{step}.done.json").is_file(), (variant, step)
+    guided = json.loads((out / "runs" / "full_sync" / "seed0" / "generate.done.json").read_text())
+    assert guided["mapper"] == str(first_run / "mapper") and guided["sync_guidance"] > 0
+    assert not (out / "runs" / "full_sync" / "seed0" / "train.done.json").exists()
     # a rerun of a complete grid trains nothing and only rewrites the tables
     again = subprocess.run(_quick_command_from(out), env=_env(), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "step" not in again.stdout, again.stdout[-2000:]
@@ -281,10 +288,11 @@ def test_quick_grid_writes_the_tables_and_the_figure(resumed_grid):
     out, _, output, code, seconds = resumed_grid
     assert code == 0, output[-3000:]
     text = (out / "tables.md").read_text()
-    for title in ("### Visual encoders", "### Fusion of the two streams", "### Mapper"):
+    for title in ("### Visual encoders", "### Fusion of the two streams", "### Mapper",
+                  "### Timing control (beyond the paper)"):
         assert title in text
     for label in ("CAVP + TimeChat", "CAVP", "TimeChat", "Channel concat + projection", "Add", "Time concat",
-                  "Autoregressive (GPT-2)", "Diff-Mapper"):
+                  "Autoregressive (GPT-2)", "Diff-Mapper", "Paper decoding", "+ sync guidance"):
         assert f"| {label} |" in text
     assert "IB-score and DeSync are not reported at toy scale" in text
     record = json.loads((out / "tables.json").read_text())

@@ -30,6 +30,7 @@ from mapper.generation.arguments import (
 from mapper.generation.long_form import LongFormConfig
 from mapper.generation.outputs import GenerationRequest
 from mapper.generation.sampling import SAMPLING_PRESETS, SamplingConfig, check_sampling, sampling_config
+from mapper.generation_defaults import check_sync_guidance
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,12 @@ class CallPlan:
     keep_reference: bool
     batch_size: int
     single: bool  # one video given as a path (not a list): __call__ returns one result and raises its error
+    sync_guidance: float | None = None  # timing control's scale; None: the mapper folder's default
 
     @classmethod
     def of(cls, video, label, *, preset, scheduler, num_inference_steps, guidance_scale, negative_prompt,
            negative_mode, eta, seed, mode, overlap_seconds, reference_audio, keep_reference, start, duration,
-           max_seconds, batch_size) -> "CallPlan":  # fmt: skip
+           max_seconds, batch_size, sync_guidance=None) -> "CallPlan":  # fmt: skip
         """Check ``__call__``'s arguments, in its keywords' names (ValueError of one line naming the first
         bad one); ``label`` and ``start`` are one for every video or a list of one per video."""
         single = isinstance(video, (str, os.PathLike))
@@ -83,9 +85,11 @@ class CallPlan:
         if not isinstance(keep_reference, bool):
             raise ArgumentError("keep_reference", f" must be True or False, got {shown(keep_reference)}")
         check_reference_audio(reference_audio)
+        if sync_guidance is not None:
+            check_sync_guidance(sync_guidance)
         requests = [GenerationRequest(v, lab or "", at, duration, reference_audio)
                     for v, lab, at in zip(videos, labels, starts)]  # fmt: skip
-        return cls(requests, sampling, long_form, seed, keep_reference, batch_size, single)
+        return cls(requests, sampling, long_form, seed, keep_reference, batch_size, single, sync_guidance)
 
 
 def check_against_models(

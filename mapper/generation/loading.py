@@ -14,10 +14,13 @@ import torch
 
 from extractors.encoders import StreamSpec
 from extractors.presets import get_preset
-from mapper.decoders.audioldm2 import load_audioldm2
+from mapper.decoders.audioldm2 import load_audioldm2, load_envelope_head
 from mapper.decoders.audioldm2.loading import check_component_configs
 from mapper.generation.extractors_component import VisualExtractors
 from mapper.generation.pipeline import VideoToAudioPipeline
+from mapper.envelope_predictor import FOLDER as PREDICTOR_FOLDER
+from mapper.envelope_predictor import load_envelope_predictor
+from mapper.generation_defaults import read_generation_defaults
 from mapper.last_mapper import last_mapper
 from mapper.loading import check_weights_match_folder, load_mapper
 
@@ -40,6 +43,7 @@ def load_pipeline(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | str = torch.float32,
     progress: bool = False,
+    envelope_head: str | os.PathLike | None = None,
 ) -> VideoToAudioPipeline:
     """Assemble a pipeline, offline unless a hub id is named.
 
@@ -48,7 +52,10 @@ def load_pipeline(
     config names ("tiny", a local diffusers folder, or a hub id such as cvssp/audioldm2).
     ``dtype`` (torch dtype or "fp16" / "bf16" / "fp32") applies to the mapper and AudioLDM-2 —
     half precision is meant for GPUs; the frozen extractors stay in float32. ``progress``: show
-    progress bars over clips and sampling steps.
+    progress bars over clips and sampling steps. ``envelope_head``: the decoder's latent envelope head
+    for timing control ("toy" or a folder ``recipes.train_envelope_head`` wrote; default: the shipped one
+    when the decoder is the `toy` AudioLDM-2, else none). The mapper folder's ``envelope_predictor/`` and
+    ``generation_config.json`` are loaded with it (see ``VideoToAudioPipeline``'s timing control).
     """
     dtype = parse_dtype(dtype)
     mapper_dir = Path(mapper) if mapper is not None else last_mapper()
@@ -63,7 +70,7 @@ def load_pipeline(
             if isinstance(module, torch.nn.Module) and module.dtype != dtype:
                 module.to(dtype=dtype)
         pipe.set_progress_bar_config(disable=not progress)
-        return pipe
+        return attach_timing_control(pipe, mapper_dir / "mapper", envelope_head, None, device)
     model = load_mapper(mapper_dir).to(device=device, dtype=dtype)
     preset = matching_preset(model.config, extractors, mapper_dir)
     frozen = VisualExtractors.from_preset(preset).to(device)
@@ -71,6 +78,21 @@ def load_pipeline(
     decoder = load_audioldm2(audioldm2 or model.config.audioldm2, device=device, dtype=dtype, download=audioldm2 is not None)
     pipe = VideoToAudioPipeline.from_parts(frozen, model, decoder)
     pipe.set_progress_bar_config(disable=not progress)
+    return attach_timing_control(pipe, mapper_dir, envelope_head, audioldm2 or model.config.audioldm2, device)
+
+
+def attach_timing_control(pipe: VideoToAudioPipeline, mapper_dir: Path, envelope_head, decoder: str | None,
+                          device) -> VideoToAudioPipeline:
+    """Set the pipeline's envelope predictor and generation defaults from the mapper's folder (if it has
+    them) and the decoder's latent envelope head (``envelope_head``, or the shipped one for the `toy` decoder);
+    both stay in float32 on ``device`` (small, and guidance differentiates the head)."""
+    if (mapper_dir / PREDICTOR_FOLDER).is_dir():
+        pipe.envelope_predictor = load_envelope_predictor(mapper_dir / PREDICTOR_FOLDER).to(device)
+    pipe.generation_defaults = read_generation_defaults(mapper_dir)
+    if envelope_head is None and decoder == "toy":
+        envelope_head = "toy"
+    if envelope_head is not None:
+        pipe.envelope_head = load_envelope_head(envelope_head).to(device)
     return pipe
 
 

@@ -18,6 +18,10 @@ class GeneratedAudio:
     audio_tokens: np.ndarray  # (windows, N, D): the mapper's predicted AudioMAE tokens per window
     joins: list[tuple[int, int]] = field(default_factory=list)  # [start, end) samples where windows meet
     reference_samples: int = 0  # leading samples that are the (re-rendered) reference sound
+    # timing control: the loudness envelope the sound was guided towards (z-scored, extractors.envelope), one
+    # value per latent frame of envelope_frame_seconds from the start of `audio` (NaN: none); None when unguided
+    envelope: np.ndarray | None = None
+    envelope_frame_seconds: float = 0.0
 
     @property
     def num_samples(self) -> int:

@@ -19,6 +19,13 @@ decoder's conditions, sampling loop and latents):
    ``VideoToAudioPipeline.render_tokens`` runs it on given tokens, one clip window each.)
 4. Per window: VAE + vocoder; the waveforms are cross-faded over the overlaps and streamed out.
 
+Timing control (``sync_guidance`` > 0): per window, the video envelope predictor trained beside the mapper
+(``envelope_predictor``) predicts where the sound is loud from the same features, and the sampler is
+guided towards it through a latent envelope head of the decoder (``envelope_head``;
+``mapper.decoders.audioldm2.envelope_guidance``). Both are attributes set by ``load_pipeline`` (None
+otherwise), as are the mapper folder's generation defaults (``generation_defaults``), which give
+``sync_guidance`` when the caller does not.
+
 Several videos are rendered together: their current windows share UNet batches (grouped by
 latent length), each video with its own random generator, so a video's audio does not depend on
 what it was batched with. A video that cannot be read fails alone (``ClipFailed``).
@@ -34,6 +41,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -64,6 +72,8 @@ from mapper.generation.extractors_component import VisualExtractors
 from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
 from mapper.generation.sampling import SamplingConfig, check_sampling, make_scheduler, sampling_config
+from mapper.generation.window_envelope import window_envelope
+from mapper.generation_defaults import GenerationDefaults, check_sync_guidance
 
 TEXT_COMPONENTS = ("tokenizer", "text_encoder", "projection_model", "language_model")  # negative_mode="audioldm2"
 
@@ -83,6 +93,7 @@ class _Track:
     reference_fade: int = 0  # samples over which that render fades into window 0
     next: int = 0
     tokens: list = field(default_factory=list)
+    envelope: dict = field(default_factory=dict)  # timeline latent frame -> the target it was guided towards
 
     @property
     def window(self) -> Window:
@@ -123,6 +134,10 @@ class VideoToAudioPipeline(DiffusionPipeline):
             language_model=language_model,
         )
         self._negatives: dict[tuple[str, str], torch.Tensor] = {}
+        # timing control (load_pipeline sets them from the mapper's folder and the decoder): see the module doc
+        self.envelope_predictor = None  # mapper.envelope_predictor.VideoEnvelopePredictor
+        self.envelope_head = None  # mapper.decoders.audioldm2.EnvelopeHead
+        self.generation_defaults = GenerationDefaults()
         # AudioLDM-2's latent frames <-> samples, read once from its components' configs
         self.geometry = LatentGeometry.of(vae, vocoder, unet)
         if mapper.config.audio_token_dim != gpt2_stream_width(self):
@@ -182,15 +197,49 @@ class VideoToAudioPipeline(DiffusionPipeline):
     @torch.inference_mode()
     def audio_tokens(self, windows: Sequence[tuple[str | os.PathLike, float]]) -> torch.Tensor:
         """The mapper's (B, N, D) AudioMAE tokens for clip windows given as (video, start seconds)."""
-        return self._map([self.visual_features(video, start) for video, start in windows])
+        return self.map_features([self.visual_features(video, start) for video, start in windows])
 
     @torch.inference_mode()
-    def _map(self, features: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    def map_features(self, features: list[dict[str, torch.Tensor]]) -> torch.Tensor:
         """One batched mapper call over windows' named streams -> (B, N, D)."""
         device, dtype = self.mapper.device, self.mapper.dtype
         batch = {name: torch.cat([f[name] for f in features]).to(device, dtype)  # (B, tokens, dim)
                  for name in self.mapper.input_streams}
         return self.mapper.generate(batch)
+
+    @torch.inference_mode()
+    def predict_envelopes(self, features: list[dict[str, torch.Tensor]]) -> np.ndarray:
+        """Windows' named streams -> (B, E) predicted envelopes of their clips (one predictor batch)."""
+        predictor = self.envelope_predictor
+        device, dtype = next(predictor.parameters()).device, next(predictor.parameters()).dtype
+        batch = {name: torch.cat([f[name] for f in features]).to(device, dtype) for name in predictor.input_streams}
+        return predictor(batch).float().cpu().numpy()
+
+    def resolve_sync_guidance(self, sync_guidance: float | None) -> float:
+        """The scale a call uses: ``sync_guidance``, or the mapper folder's default when None. A scale > 0
+        needs the envelope predictor and the decoder's latent head: asked for explicitly without them it
+        is an error (one line), as a folder default it falls back to 0 (off) with a warning."""
+        if sync_guidance is not None:
+            scale = check_sync_guidance(sync_guidance)
+            missing = self.missing_for_sync_guidance()
+            if scale and missing:
+                raise ValueError(f"sync_guidance={scale:g} needs {missing}")
+            return scale
+        scale = self.generation_defaults.sync_guidance
+        missing = self.missing_for_sync_guidance()
+        if scale and missing:
+            warnings.warn(f"the mapper's default sync_guidance={scale:g} is off: it needs {missing}", stacklevel=3)
+            return 0.0
+        return scale
+
+    def missing_for_sync_guidance(self) -> str | None:
+        """What timing control lacks in this pipeline (None: it can run)."""
+        if self.envelope_predictor is None:
+            return "a video envelope predictor (a mapper folder's envelope_predictor/, trained beside the mapper)"
+        if self.envelope_head is None:
+            return ("a latent envelope head for this decoder (load_pipeline(envelope_head=FOLDER); "
+                    "python -m recipes.train_envelope_head trains one)")
+        return None
 
     def negative_tokens(self, sampling: SamplingConfig) -> torch.Tensor:
         """The negative GPT-2-stream condition (N, D), computed once per prompt and mode."""
@@ -236,19 +285,22 @@ class VideoToAudioPipeline(DiffusionPipeline):
         seed: int = 0,
         keep_reference: bool = False,
         batch_size: int = 4,
+        sync_guidance: float | None = None,
     ) -> Iterator[AudioChunk | ClipDone | ClipFailed]:
         """Render ``requests``, yielding each one's audio in order as it becomes final.
 
         Up to ``batch_size`` videos are in flight; memory stays at one window per video in
         flight, whatever the videos' lengths. Unreadable inputs give ``ClipFailed`` and the rest
-        goes on. ``keep_reference``: the returned audio starts with the reference region. The
-        settings are checked when this is called (ValueError), before the first video is read.
+        goes on. ``keep_reference``: the returned audio starts with the reference region. ``sync_guidance``:
+        timing control's scale (None: the mapper's default; 0: off). The settings are checked when this is
+        called (ValueError), before the first video is read.
         """
         sampling = sampling_config(sampling) if isinstance(sampling, str) else sampling
         self.check_settings(sampling, long_form, seed, batch_size)  # batch_size < 1 would never start a video
-        return self._render(list(requests), sampling, long_form, seed, keep_reference, batch_size)
+        scale = self.resolve_sync_guidance(sync_guidance)
+        return self._render(list(requests), sampling, long_form, seed, keep_reference, batch_size, scale)
 
-    def _render(self, requests, sampling, long_form, seed, keep_reference, batch_size) -> Iterator:
+    def _render(self, requests, sampling, long_form, seed, keep_reference, batch_size, sync_guidance) -> Iterator:
         """``stream``'s loop: keep up to ``batch_size`` videos in flight, one window of each per step."""
         queue, active = list(enumerate(requests)), []
         clips_bar = tqdm(
@@ -264,7 +316,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
                     except MediaReadError as error:
                         clips_bar.update()
                         yield ClipFailed(index, error)
-                events, active = self._advance(active, sampling, long_form)
+                events, active = self._advance(active, sampling, long_form, sync_guidance)
                 for event in events:
                     if isinstance(event, (ClipDone, ClipFailed)):
                         clips_bar.update()
@@ -292,6 +344,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         duration: float | None = None,
         max_seconds: float | None = None,
         batch_size: int = 4,
+        sync_guidance: float | None = None,
     ) -> GeneratedAudio | list[GeneratedAudio | MediaReadError]:
         """Soundtrack(s) for ``video`` (a path, or a list of paths rendered as one batch).
 
@@ -303,7 +356,10 @@ class VideoToAudioPipeline(DiffusionPipeline):
         ``mode`` ("inpaint" or "crossfade") over ``overlap_seconds``. ``reference_audio`` is
         continued by the soundtrack. A video that would render more than ``max_seconds`` (default
         ``extractors.media_limits.MAX_SECONDS``) is refused before its first window, as one whose
-        frames are too small or too large. Every argument is checked first (ValueError naming it). A
+        frames are too small or too large. ``sync_guidance``: timing control, how hard the sound is pulled
+        onto the loudness envelope predicted from the video (0: off, the paper's decoding bit for bit;
+        None: the mapper folder's default, ``generation_config.json``). Every argument is checked first
+        (ValueError naming it). A
         single video raises ``VideoReadError`` if it cannot be read; in a list, such a video
         comes back as its error and the others are rendered.
         """
@@ -312,7 +368,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         chunks: dict[int, list[np.ndarray]] = {i: [] for i in range(len(call.requests))}
         results: list = [None] * len(call.requests)
         events = self.stream(call.requests, call.sampling, call.long_form, call.seed, call.keep_reference,
-                             call.batch_size)  # fmt: skip
+                             call.batch_size, call.sync_guidance)  # fmt: skip
         for event in events:
             if isinstance(event, AudioChunk):
                 chunks[event.index].append(event.samples)
@@ -383,7 +439,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
         )
 
     def _advance(
-        self, tracks: list[_Track], sampling: SamplingConfig, long_form: LongFormConfig
+        self, tracks: list[_Track], sampling: SamplingConfig, long_form: LongFormConfig, sync_guidance: float = 0.0
     ) -> tuple[list, list[_Track]]:
         """Render the next window of every track; return the events and the tracks still going."""
         events, ready, features = [], [], []
@@ -394,22 +450,30 @@ class VideoToAudioPipeline(DiffusionPipeline):
                 ready.append(track)
             except MediaReadError as error:
                 events.append(ClipFailed(track.index, error))
-        tokens = self._map(features) if ready else None  # (B, N, D): one mapper batch for all videos
+        tokens = self.map_features(features) if ready else None  # (B, N, D): one mapper batch for all videos
+        envelopes = self.predict_envelopes(features) if ready and sync_guidance else None  # (B, E)
         groups: dict[int, list[int]] = {}
         for i, track in enumerate(ready):
             groups.setdefault(track.window.length, []).append(i)
         for members in groups.values():
             group = [ready[i] for i in members]
             group_tokens = tokens[members]  # (B, N, D)
-            latents = self._sample(group, group_tokens, sampling, long_form)
+            targets = None if envelopes is None else np.stack([
+                window_envelope(envelopes[i], self.envelope_predictor.config.frame_seconds, ready[i].window,
+                                self.frame_samples / self.sample_rate) for i in members])  # (B, window frames)
+            latents = self._sample(group, group_tokens, sampling, long_form, targets, sync_guidance)
             audio = self.decode_latents(latents)  # (B, samples)
-            for track, latent, wave, window_tokens in zip(group, latents, audio, group_tokens):
+            for k, (track, latent, wave, window_tokens) in enumerate(zip(group, latents, audio, group_tokens)):
+                if targets is not None:  # kept for the result (a later window's target wins on an overlap)
+                    track.envelope.update((track.window.start + j, float(v)) for j, v in enumerate(targets[k])
+                                          if np.isfinite(v))  # fmt: skip
                 events.extend(self._finish_window(track, latent, wave, window_tokens))
         still = [t for t in ready if t.next < len(t.plan)]
         return events, still
 
     def _sample(
-        self, group: list[_Track], tokens: torch.Tensor, sampling: SamplingConfig, long_form: LongFormConfig
+        self, group: list[_Track], tokens: torch.Tensor, sampling: SamplingConfig, long_form: LongFormConfig,
+        envelopes: np.ndarray | None = None, sync_guidance: float = 0.0,
     ) -> torch.Tensor:
         """One UNet batch: the current window of every track in ``group`` (all the same length)."""
         device, dtype = self.unet.device, self.unet.dtype
@@ -426,7 +490,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
                     known[i, :, :frames] = track.carry[0, :, -frames:].to(device, dtype)
                     mask[i, :, :frames] = True
         labels = [t.request.label for t in group]
-        return self.sample_latents(tokens, labels, sampling, [t.generator for t in group], length, known, mask)
+        return self.sample_latents(tokens, labels, sampling, [t.generator for t in group], length, known, mask,
+                                   envelopes, sync_guidance)
 
     @torch.no_grad()
     def sample_latents(
@@ -521,6 +586,10 @@ class VideoToAudioPipeline(DiffusionPipeline):
         reference = -track.begin
         if reference:  # the reference's render fades into the generation just before the video
             joins.insert(0, (reference - track.reference_fade, reference))
+        envelope = None
+        if track.envelope:  # per latent frame from the returned audio's first sample
+            first, frames = track.begin // fs, math.ceil((end - track.begin) / fs)
+            envelope = np.array([track.envelope.get(first + k, np.nan) for k in range(frames)], np.float32)
         return GeneratedAudio(
             audio=None,
             sample_rate=self.sample_rate,
@@ -529,4 +598,6 @@ class VideoToAudioPipeline(DiffusionPipeline):
             audio_tokens=np.stack(track.tokens),
             joins=joins,
             reference_samples=reference,
+            envelope=envelope,
+            envelope_frame_seconds=fs / self.sample_rate if envelope is not None else 0.0,
         )

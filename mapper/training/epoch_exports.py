@@ -1,7 +1,8 @@
 """A Lightning callback that saves the mapper every k epochs: the points of the convergence figure.
 
 Named in a run's training overlay (``trainer.callbacks``), so ``recipes.train_mapper`` runs it like any
-callback of its YAML. Each export is ``save_pretrained`` into ``FOLDER/epochNNNN`` (what
+callback of its YAML. Each export is ``MapperModule.export`` (the mapper's ``save_pretrained``, its envelope
+predictor and generation defaults) into ``FOLDER/epochNNNN`` (what
 ``recipes.generate --mapper`` reads), written to a temporary folder and renamed, so a killed run
 leaves only whole exports, and a resumed run does not rewrite the ones it has.
 """
@@ -40,4 +41,4 @@ class EpochExports(L.Callback):
         target = export_folder(self.folder, epoch)
         if trainer.is_global_zero and not target.exists():  # one writer; a resumed run keeps what it has
             with atomic_path(target) as tmp:
-                pl_module.mapper.save_pretrained(tmp)
+                pl_module.export(tmp)

@@ -6,6 +6,10 @@
 Beating the first shows the mapper uses the input at all; beating the second shows it uses the
 right video.
 
+The video envelope predictor (timing control) is scored on the same clips: MSE of its z-scored envelope
+(all zeros, the mean of any z-scored envelope, scores 1) and its Pearson correlation with the true one,
+against the shuffled-video baseline (another held-out clip's prediction).
+
 Temporal score: the 8 pooled AudioMAE tokens are in time order (each pools 1.28 s of audio), so a
 mapper that puts events at the right time loses accuracy when its predicted *events* are moved in
 time. The time-shuffled prediction keeps the train mean of every token position (what any clip
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from extractors.presets import AUDIO_TARGET
+from extractors.presets import AUDIO_TARGET, ENVELOPE_TARGET
 from mapper.training.feature_arrays import identity_collate
 from mapper.model import MapperBase
 
@@ -75,6 +79,27 @@ def evaluate_mapper(mapper: MapperBase, train_dataset, test_dataset, batch_size:
     }
 
 
+@torch.no_grad()
+def evaluate_envelope_predictor(predictor, test_dataset, batch_size: int = 64) -> dict[str, float]:
+    """MSE and correlation of the predicted envelopes on `test_dataset`, and of the shuffled-video baseline."""
+    predictor.eval()
+    device = next(predictor.parameters()).device
+    predictions, targets = [], []
+    for batch in DataLoader(test_dataset, batch_size=batch_size, collate_fn=identity_collate):
+        features = {name: batch[name].float().to(device) for name in predictor.input_streams}
+        predictions.append(predictor(features).float().cpu())
+        targets.append(batch[ENVELOPE_TARGET].float()[..., 0])
+    predictions, targets = torch.cat(predictions), torch.cat(targets)  # (N, E)
+    shuffled = predictions.roll(1, dims=0)
+
+    def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+        return F.cosine_similarity(a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True), dim=1).mean().item()
+
+    return {"envelope_mse": F.mse_loss(predictions, targets).item(), "envelope_corr": correlation(predictions, targets),
+            "envelope_mse_shuffled_baseline": F.mse_loss(shuffled, targets).item(),
+            "envelope_corr_shuffled_baseline": correlation(shuffled, targets)}
+
+
 def format_report(metrics: dict[str, float]) -> str:
     gain_mean = 1 - metrics["mse"] / metrics["mse_mean_baseline"]
     gain_shuffled = 1 - metrics["mse"] / metrics["mse_shuffled_baseline"]
@@ -89,4 +114,7 @@ def format_report(metrics: dict[str, float]) -> str:
             f"MSE reduction vs mean predictor: {gain_mean:.1%}, vs shuffled video: {gain_shuffled:.1%}",
             f"temporal score (1 - MSE / time-shuffled MSE): {metrics['temporal_score']:.3f}",
         ]
+        + ([f"{'envelope predictor':22s}{metrics['envelope_mse']:10.4f}{'':>10s}  (correlation "
+            f"{metrics['envelope_corr']:.3f}; shuffled video: MSE {metrics['envelope_mse_shuffled_baseline']:.4f}, "
+            f"correlation {metrics['envelope_corr_shuffled_baseline']:.3f})"] if "envelope_mse" in metrics else [])
     )

@@ -2,7 +2,9 @@
 
 A variant is the scale's recipe (``toy.yaml`` or ``paper.yaml``) plus the ablation overlays in
 ``recipes/configs/ablations/``; the row that is the paper's full model (CAVP + TimeChat, channel
-concat + projection, autoregressive GPT-2) appears in all three tables and is trained once.
+concat + projection, autoregressive GPT-2) appears in all three tables and is trained once. A fourth
+table goes beyond the paper: the full model's mapper rendered again with timing control (a guided
+variant: no training of its own, ``GUIDED_VARIANTS``).
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "fusion_time_cat": ("fusion_time_cat",),
     "diff_mapper": ("diff_mapper",),
 }
+# Guided variants: the mapper of another variant (the value), rendered with sync guidance (recipes.generate
+# --sync-guidance: the mapper folder's default scale, or envelope_guidance.DEFAULT_SCALE where that is 0)
+GUIDED_VARIANTS: dict[str, str] = {"full_sync": "full"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ TABLES: dict[str, Table] = {
                      ("Time concat", "fusion_time_cat"))),
     "mapper": Table("mapper", "Mapper", "Mapper",
                     (("Autoregressive (GPT-2)", "full"), ("Diff-Mapper", "diff_mapper"))),
+    "timing": Table("timing", "Timing control (beyond the paper)", "Decoding",
+                    (("Paper decoding", "full"), ("+ sync guidance", "full_sync"))),
 }
 
 # The convergence figure compares these two (the mapper table's rows): variant -> its line's label.
@@ -51,4 +58,4 @@ def variants_for(tables: list[str]) -> list[str]:
 
 
 def ablation_files(variant: str) -> list[Path]:
-    return [ABLATIONS_DIR / f"{name}.yaml" for name in VARIANTS[variant]]
+    return [ABLATIONS_DIR / f"{name}.yaml" for name in VARIANTS[GUIDED_VARIANTS.get(variant, variant)]]

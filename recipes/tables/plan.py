@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recipes.tables.grid import CURVE_VARIANTS
+from recipes.tables.grid import CURVE_VARIANTS, GUIDED_VARIANTS
 from recipes.tables.options import GridOptions
 from recipes.tables.run_config import config_files
 from recipes.tables.scales import CONFIG_DIR
@@ -46,6 +46,9 @@ def format_plan(options: GridOptions) -> str:
     total = 0.0
     for number, (variant, seed) in enumerate(runs, 1):
         line = f"{number:>3}  {variant:<16} {seed:>4}  {shown[variant]:<{width}}"
+        if variant in GUIDED_VARIANTS:  # trains nothing: renders its base variant's mapper
+            lines.append(f"{line}  (no training: {GUIDED_VARIANTS[variant]}'s mapper, sync guidance)".rstrip())
+            continue
         if costs:
             flops, samples, hours = costs[variant]
             line += f"  {flops / 1e9:>12.2f}  {samples / 1e6:>5.2f}M  {hours:>5.2f}"
@@ -74,7 +77,7 @@ def _costs(options: GridOptions) -> dict:
 
     assumption = gpu_assumption(options.scale)
     costs: dict = {"assumption": assumption, "clips": PAPER_TRAIN_CLIPS}
-    for variant in options.variants:
+    for variant in [v for v in options.variants if v not in GUIDED_VARIANTS]:
         flops = flops_per_sample(options.scale, variant)
         samples = training_samples(options.scale, variant)
         costs[variant] = (flops, samples, gpu_hours(flops, samples, assumption))

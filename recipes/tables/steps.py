@@ -2,7 +2,9 @@
 
     train     ``recipes.train_mapper`` in a subprocess (so ``--devices N`` DDP relaunches that command,
               not the grid), from ``last.ckpt`` when a killed attempt left one
-    generate  ``recipes.generate`` on the test set with the exported mapper (``--skip-existing``)
+    generate  ``recipes.generate`` on the test set with the exported mapper (``--skip-existing``); a guided
+              variant (``GUIDED_VARIANTS``) has no train step and renders its base variant's mapper (same
+              seed) with ``--sync-guidance``
     evaluate  ``recipes.evaluate`` (the scale's preset and metrics), plus on the toy world the class
               accuracy of the toy classifier (``evaluation.toy_report.score``)
     curve     generate + evaluate each mapper the run exported every k epochs (the convergence figure),
@@ -20,6 +22,7 @@ import yaml
 
 from extractors.atomic import atomic_write_text, remove_stale_temporaries
 from mapper.training.epoch_exports import export_folder, exported_epochs
+from recipes.tables.grid import GUIDED_VARIANTS
 from recipes.tables.markers import read_marker, write_marker
 from recipes.tables.options import GridOptions
 from recipes.tables.run_config import RunSettings, run_overlay, train_command
@@ -39,7 +42,15 @@ class Run:
 
     @property
     def steps(self) -> list[str]:
+        if self.variant in GUIDED_VARIANTS:
+            return ["generate", "evaluate"]
         return ["train", "generate", "evaluate"] + (["curve"] if self.curve else [])
+
+    @property
+    def mapper(self) -> Path:
+        """The mapper this run renders: its own, or its base variant's (same seed) for a guided variant."""
+        base = GUIDED_VARIANTS.get(self.variant)
+        return self.folder / "mapper" if base is None else self.folder.parents[1] / base / self.folder.name / "mapper"
 
 
 @dataclass
@@ -69,7 +80,7 @@ def train(context: GridContext, run: Run) -> dict:
             "files": [mapper / "config.json", mapper / "model.safetensors"]}
 
 
-def generate(context: GridContext, mapper: Path, out: Path, seed: int) -> None:
+def generate(context: GridContext, mapper: Path, out: Path, seed: int, sync_guidance: float | None = None) -> None:
     from recipes import generate as generate_recipe
 
     options, scale = context.options, context.options.scale
@@ -81,6 +92,8 @@ def generate(context: GridContext, mapper: Path, out: Path, seed: int) -> None:
         argv += ["--steps", str(scale.sampling_steps)]
     if not options.labels:
         argv += ["--label", ""]
+    if sync_guidance is not None:
+        argv += ["--sync-guidance", str(sync_guidance)]
     code = generate_recipe.main(argv)
     if code != 0:
         raise StepFailed(f"recipes.generate exited with status {code} for {mapper}")
@@ -112,8 +125,21 @@ def evaluate(context: GridContext, generated: Path, out: Path) -> dict:
 
 
 def run_generate(context: GridContext, run: Run) -> dict:
-    generate(context, run.folder / "mapper", run.folder / "generated", run.seed)
-    return {"clips": len(context.testset.clips), "files": _wavs(run.folder / "generated")}
+    if not (run.mapper / "config.json").is_file():
+        raise StepFailed(f"{run.mapper}: no trained mapper (train variant {GUIDED_VARIANTS[run.variant]!r} first)")
+    scale = guided_scale(run.mapper) if run.variant in GUIDED_VARIANTS else None
+    generate(context, run.mapper, run.folder / "generated", run.seed, scale)
+    record = {"clips": len(context.testset.clips), "files": _wavs(run.folder / "generated")}
+    return record if scale is None else {**record, "sync_guidance": scale, "mapper": str(run.mapper)}
+
+
+def guided_scale(mapper: Path) -> float:
+    """The sync-guidance scale of a guided row: the mapper folder's default, or the decoder side's default
+    where the folder's is 0 (the paper recipe's fidelity setting)."""
+    from mapper.decoders.audioldm2.envelope_guidance import DEFAULT_SCALE
+    from mapper.generation_defaults import read_generation_defaults
+
+    return read_generation_defaults(mapper).sync_guidance or DEFAULT_SCALE
 
 
 def run_evaluate(context: GridContext, run: Run) -> dict:
