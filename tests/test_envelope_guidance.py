@@ -76,6 +76,28 @@ def test_the_guided_prediction_moves_down_the_heads_loss(tiny):
     assert loss(latents - 1e-3 * change) < loss(latents)
 
 
+def test_the_correlation_loss_follows_only_the_targets_shape(tiny):
+    """loss="correlation" (1 - Pearson r): a target scaled and shifted guides exactly as the target itself, and
+    the guided prediction raises the correlation."""
+    head, target = tiny["head"], tiny["target"]
+    scheduler = make_scheduler(tiny["pipe"].scheduler, sampling_config("fast"))
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[2]
+    latents, noise_pred = torch.randn(1, 8, FRAMES, 16), torch.randn(1, 8, FRAMES, 16)
+    config = EnvelopeGuidanceConfig(scale=2.0, loss="correlation")
+    change = EnvelopeGuidance(head, target, config).adjust(latents, t, noise_pred, scheduler) - noise_pred
+    moved = EnvelopeGuidance(head, 3.0 * target + 1.0, config).adjust(latents, t, noise_pred, scheduler) - noise_pred
+    torch.testing.assert_close(moved, change, rtol=1e-4, atol=1e-5)
+
+    def r(x):
+        p, y = head(x, t)[0] - head(x, t)[0].mean(), target[0] - target[0].mean()
+        return (p * y).sum() / (p.norm() * y.norm())
+
+    assert r(latents - 1e-3 * change) > r(latents)
+    with pytest.raises(ValueError, match="loss must be one of mse, correlation"):
+        EnvelopeGuidanceConfig(loss="l1")
+
+
 def test_frames_without_a_target_or_inside_the_known_region_get_no_guidance(tiny):
     head = tiny["head"]
     scheduler = make_scheduler(tiny["pipe"].scheduler, sampling_config("fast"))

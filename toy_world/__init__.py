@@ -3,6 +3,7 @@ training recipe, the demo, the evaluation, the tests and the notebooks build it 
 recipes.make_toy_data`` is its command line); they read its plan only through ``read_world``.
 
     classes  the five sound classes: what is seen and heard for the same events
+    other_classes  four other classes, for a world unlike the default (``class_set="other"``)
     world    the writer: planning (every random choice, from the seed), rendering, mp4 encoding, make_toy_world
     layout   the names of a world's files (world.json, videos/, metadata.csv)
     reader   read_world: a world's folder as a checked ToyWorld (clips, splits, event times, sample rate)

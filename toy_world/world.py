@@ -42,13 +42,18 @@ import numpy as np
 
 from extractors.atomic import atomic_path, atomic_write_text
 from extractors.clip import ClipConfig
-from toy_world.classes import BY_LABEL, CLASSES, SIZE, VIDEO_FPS, Events, ToyClass
+from toy_world.classes import CLASSES, SIZE, VIDEO_FPS, Events, ToyClass
+from toy_world.other_classes import OTHER_CLASSES
 from toy_world.layout import metadata_csv, video_path, videos_dir, world_json
 from toy_world.reader import read_plan
 
 GENERATOR_VERSION = 1  # bump when the rendering changes; world.json records it
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest is "train"
 NOISE_LEVEL = 0.004  # background noise std (about -48 dBFS): present but far below the events
+# The worlds' class sets: "default" (toy_world.classes, what the toy decoder and classifier know) and "other"
+# (toy_world.other_classes: other pictures, other sounds). world.json names a set other than the default.
+CLASS_SETS: dict[str, tuple[ToyClass, ...]] = {"default": CLASSES, "other": OTHER_CLASSES}
+ALL_BY_LABEL = {c.label: c for classes in CLASS_SETS.values() for c in classes}
 
 
 
@@ -99,13 +104,17 @@ def _splits(labels: list[str], rng: np.random.Generator) -> list[str]:
     return splits
 
 
-def plan_world(num_clips: int, seed: int, clip: ClipConfig = ClipConfig()) -> dict:
-    """Decide every random choice of a world (classes, durations, starts, splits, events).
+def plan_world(num_clips: int, seed: int, clip: ClipConfig = ClipConfig(), class_set: str = "default") -> dict:
+    """Decide every random choice of a world (classes, durations, starts, splits, events) of the classes of
+    ``class_set`` (``CLASS_SETS``).
 
     Rendering reads only this plan, so world.json is a complete description of the world.
     """
+    if class_set not in CLASS_SETS:
+        raise ValueError(f"class_set must be one of {', '.join(CLASS_SETS)}, got {class_set!r}")
+    classes = CLASS_SETS[class_set]
     rng = np.random.default_rng(seed)
-    labels = [CLASSES[i % len(CLASSES)].label for i in range(num_clips)]
+    labels = [classes[i % len(classes)].label for i in range(num_clips)]
     labels = [labels[i] for i in rng.permutation(num_clips)]
     durations = _durations(num_clips, clip, rng)
     splits = _splits(labels, rng)
@@ -118,7 +127,7 @@ def plan_world(num_clips: int, seed: int, clip: ClipConfig = ClipConfig()) -> di
                 "background": [int(v) for v in 28 + crng.integers(-8, 9, 3)]}
         clips.append({"id": f"toy_{i:05d}", "label": label, "split": split,
                       "duration": duration, "start": start, "look": look,
-                      "events": _draw_events(BY_LABEL[label], duration, crng),
+                      "events": _draw_events(ALL_BY_LABEL[label], duration, crng),
                       "noise_seed": int(crng.integers(2**31))})
     return {
         "generator": "recipes.make_toy_data",
@@ -131,7 +140,8 @@ def plan_world(num_clips: int, seed: int, clip: ClipConfig = ClipConfig()) -> di
         "audio": {"sample_rate": clip.sample_rate, "channels": 1, "codec": "aac",
                   "noise_std": NOISE_LEVEL},
         "classes": [{"label": c.label, "description": (c.__doc__ or "").strip().splitlines()[0]}
-                    for c in CLASSES],
+                    for c in classes],
+        **({"class_set": class_set} if class_set != "default" else {}),  # default worlds' plans as before
         "clips": clips,
     }
 
@@ -143,7 +153,7 @@ def plan_world(num_clips: int, seed: int, clip: ClipConfig = ClipConfig()) -> di
 
 def render_clip(spec: dict, sample_rate: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Frames (T, SIZE, SIZE, 3) uint8 at VIDEO_FPS and audio (S,) float32 for one planned clip."""
-    cls = BY_LABEL[spec["label"]]
+    cls = ALL_BY_LABEL[spec["label"]]
     ev = Events(np.asarray(spec["events"]["times"]), np.asarray(spec["events"]["lengths"]))
     look, duration = spec["look"], spec["duration"]
     base = np.empty((SIZE, SIZE, 3), np.uint8)
@@ -159,7 +169,7 @@ def render_clip(spec: dict, sample_rate: int) -> tuple[list[np.ndarray], np.ndar
 
 def render_audio(spec: dict, sample_rate: int) -> np.ndarray:
     """The whole sound track (S,) float32 of one planned clip, without drawing its video."""
-    cls = BY_LABEL[spec["label"]]
+    cls = ALL_BY_LABEL[spec["label"]]
     ev = Events(np.asarray(spec["events"]["times"]), np.asarray(spec["events"]["lengths"]))
     num_samples = round(spec["duration"] * sample_rate)
     noise = np.random.default_rng(spec["noise_seed"]).standard_normal(num_samples)
@@ -205,7 +215,7 @@ def _metadata_csv(world: dict) -> str:
 
 
 def make_toy_world(out_dir, num_clips: int, seed: int, *, clip: ClipConfig = ClipConfig(),
-                   verbose: bool = False) -> Path:
+                   verbose: bool = False, class_set: str = "default") -> Path:
     """Create (or complete) a toy world in `out_dir`; returns the path of metadata.csv.
 
     world.json is written first and metadata.csv last, so a metadata file means a complete
@@ -214,7 +224,7 @@ def make_toy_world(out_dir, num_clips: int, seed: int, *, clip: ClipConfig = Cli
     """
     out_dir = Path(out_dir)
     videos_dir(out_dir).mkdir(parents=True, exist_ok=True)
-    world = plan_world(num_clips, seed, clip)
+    world = plan_world(num_clips, seed, clip, class_set)
     world_path = world_json(out_dir)
     if world_path.exists():
         old = read_plan(out_dir)  # compared as written: any difference is another world

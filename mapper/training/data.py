@@ -22,6 +22,7 @@ from mapper.training.batch_plan import BatchPlan, plan_batches
 from mapper.training.feature_arrays import FeatureArrays, column_values, identity_collate
 from mapper.training.order import EpochShuffleSampler, ResumableLoader
 from toy_world.folders import CACHE_DIR, WORLD_DIR
+from toy_world.world import CLASS_SETS
 
 
 class DataError(ValueError):
@@ -35,6 +36,7 @@ class ToyWorldSettings:
     root: str = WORLD_DIR
     num_clips: int = 120
     seed: int = 0
+    class_set: str = "default"  # toy_world.world.CLASS_SETS: "other" makes a world of four other classes
 
 
 class MapperDataModule(L.LightningDataModule):
@@ -74,6 +76,7 @@ class MapperDataModule(L.LightningDataModule):
             # every split needs clips (the world assigns them in proportion)
             check_int("data.toy_world.num_clips", toy_world.num_clips, len(SPLITS) * 2)
             check_int("data.toy_world.seed", toy_world.seed, 0)
+            check_choice("data.toy_world.class_set", toy_world.class_set, tuple(CLASS_SETS))
 
     def apply_batch_plan(self, trainer: L.Trainer) -> BatchPlan:
         """Set the per-device batch and the trainer's accumulation for its world size."""
@@ -94,7 +97,8 @@ class MapperDataModule(L.LightningDataModule):
         from extractors.extraction import extract_to_cache
         from toy_world import make_toy_world
 
-        metadata = make_toy_world(self.toy_world.root, self.toy_world.num_clips, self.toy_world.seed)
+        metadata = make_toy_world(self.toy_world.root, self.toy_world.num_clips, self.toy_world.seed,
+                                  class_set=self.toy_world.class_set)
         # Given the preset, extraction builds the models only once it holds the cache's lock.
         report = extract_to_cache(list_clips(metadata), self.cache, get_preset(self.preset))
         print(report.summary())

@@ -51,6 +51,7 @@ from mapper.decoders.audioldm2.envelope_head import EnvelopeHead
 # unchanged (1.00 and 0.97), FD x 1.12 and x 1.16, time x 1.01. Stronger or longer guidance syncs tighter and costs
 # class and FD (0.1 on the same steps: 0.12 s, class 0.83, FD x 2.2; 0.045 on every step: 0.04 s, 0.83, x 1.8).
 DEFAULT_SCALE = 0.045
+LOSSES = ("mse", "correlation")
 DEFAULT_FIRST_FRACTION = 0.3
 
 
@@ -63,6 +64,7 @@ class EnvelopeGuidanceConfig:
     scale: float = DEFAULT_SCALE
     first_fraction: float = DEFAULT_FIRST_FRACTION
     steps: tuple[int, ...] | None = None
+    loss: str = "mse"  # "mse": match the target's values; "correlation": only its shape (1 - Pearson r per clip)
 
     def __post_init__(self):
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not (
@@ -71,6 +73,8 @@ class EnvelopeGuidanceConfig:
         if isinstance(self.first_fraction, bool) or not isinstance(self.first_fraction, (int, float)) or not (
                 0 < self.first_fraction <= 1):
             raise ValueError(f"sync guidance first_fraction must be in (0, 1], got {self.first_fraction!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"sync guidance loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.steps is not None:
             steps = tuple(self.steps)
             if not steps or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in steps):
@@ -120,7 +124,7 @@ class EnvelopeGuidance:
             t = timestep.clone() if isinstance(timestep, torch.Tensor) else timestep
             predicted = self.head(scheduler.scale_model_input(x, t), t)  # (B, T), as the UNet sees x
             w, y = weight.clone().to(predicted), target.clone().to(predicted)
-            loss = ((w * (predicted - y) ** 2).sum(dim=1) / w.sum(dim=1).clamp(min=1)).sum()  # rows independent
+            loss = _loss(self.config.loss, predicted, y, w)
             (grad,) = torch.autograd.grad(loss, x)  # (B, C, T, F)
         grad = grad.to(noise_pred) * weight.to(noise_pred)[:, None, :, None]
         guided = (weight.sum(dim=1) * latents.shape[1] * latents.shape[3]).clamp(min=1)  # (B,) guided elements
@@ -142,6 +146,17 @@ class EnvelopeGuidance:
         if known_mask is not None:
             weight = weight * (~known_mask[:, 0, :, 0].cpu()).float()
         return weight
+
+
+def _loss(kind: str, predicted: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Sum over rows (each row's gradient is its own) of the masked loss of (B, T) envelopes; weight 1 = guided."""
+    count = weight.sum(dim=1).clamp(min=1)  # (B,)
+    if kind == "mse":
+        return ((weight * (predicted - target) ** 2).sum(dim=1) / count).sum()
+    centred = [v - (weight * v).sum(dim=1, keepdim=True) / count[:, None] for v in (predicted, target)]
+    p, y = (weight * v for v in centred)
+    r = (p * y).sum(dim=1) / ((p * p).sum(dim=1) * (y * y).sum(dim=1)).sqrt().clamp(min=1e-6)
+    return (1 - r).sum()
 
 
 def make_envelope_guidance(head: EnvelopeHead | None, envelope, settings: EnvelopeGuidanceConfig | float | None = None,

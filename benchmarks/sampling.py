@@ -1,0 +1,134 @@
+"""How few steps: every sampler setting of the frozen decoder, scored on held-out toy clips, against its time.
+
+    python -m benchmarks.sampling --quick                    # a few minutes: 3 schedulers x 3 steps x 2 guidance
+    python -m benchmarks.sampling                            # the whole grid (hours on 2 CPU cores; resumable)
+    python -m benchmarks.sampling --report-only              # the table, the frontier plot and the choice, from
+                                                             # what is measured
+
+Clips: the held-out (test) clips of the toy recipe's world (``--world``), rendered from their *video* by a
+trained toy mapper (``--mapper``, default the last one trained) with their label, through the pipeline's
+own sampling path (``render_tokens``: the mapper's tokens, row i seeded i). The grid: every diffusers
+scheduler that runs AudioLDM-2's epsilon schedule (``SCHEDULERS``: DDIM, DPM-Solver++ 2M and its Karras and
+SDE variants, UniPC, Euler, Euler ancestral, Heun, DEIS) x steps {4, 6, 8, 12, 16, 25, 50, 100} x
+classifier-free guidance {1, 2, 3.5, 5}. Each setting is scored like the toy report
+(``evaluation.toy_report.score``): FD of the toy classifier's embeddings against the true audio, class
+accuracy, event-sync error, and the inception score of the toy classifier's logits; and timed: seconds per
+clip of that render in this run, and UNet evaluations per clip counted by a hook on the UNet (a guided step
+is two: its conditional and unconditional rows; Heun's second-order steps count twice).
+
+Every finished setting is one line of ``OUT/results.jsonl`` (appended, flushed): a rerun skips what is
+there, so a killed run resumes. The DDIM-100 guided setting (the paper's decoding) runs first, as the
+reference, then the rest from the cheapest. ``--report-only`` (and the end of every run) writes
+``OUT/sampling.md`` (the table, the machine, the choice), ``OUT/frontier.png`` (FD against seconds per
+clip, the Pareto frontier drawn) and ``OUT/choice.json``, the presets chosen from the measurement:
+
+    fast   the cheapest setting (seconds per clip) within 5 % of the best FD and 0.02 of the best class accuracy
+    turbo  the setting with the best FD at <= 8 UNet evaluations per clip (class accuracy breaks ties)
+
+``mapper.generation.sampling.SAMPLING_PRESETS`` carries them by hand; ``tests/test_sampling_presets.py`` checks
+that they resolve to ``docs/sampling/choice.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.sampling_grid import GUIDANCE, QUICK, SCHEDULERS, STEPS, Setting, grid
+from recipes.machine import machine_line
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "sampling"
+
+
+def read_results(out: Path) -> dict[str, dict]:
+    """The finished settings in ``out/results.jsonl`` (a last line cut by a kill is ignored)."""
+    path = out / "results.jsonl"
+    results = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            results[row["key"]] = row
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mapper", type=Path, default=None, help="a trained toy mapper folder (default: the last trained)")
+    p.add_argument("--world", type=Path, default=None, help="its toy world (default: the toy recipe's)")
+    p.add_argument("--clips", type=int, default=30, help="held-out clips (default: all 30 of the recipe's world)")
+    p.add_argument("--quick", action="store_true", help="a small grid on 8 clips, into OUT/quick")
+    p.add_argument("--schedulers", default=",".join(SCHEDULERS), help="comma-separated SCHEDULERS names")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results.jsonl, sampling.md, frontier.png, choice.json")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared machine's cores)")
+    p.add_argument("--report-only", action="store_true", help="no rendering: the report from results.jsonl")
+    args = p.parse_args(argv)
+    schedulers = QUICK["schedulers"] if args.quick else tuple(args.schedulers.split(","))
+    unknown = [s for s in schedulers if s not in SCHEDULERS]
+    if unknown:
+        p.error(f"--schedulers: unknown {', '.join(unknown)}; known: {', '.join(SCHEDULERS)}")
+    out = args.out / "quick" if args.quick else args.out
+    settings = grid(schedulers, QUICK["steps"] if args.quick else STEPS, QUICK["guidance"] if args.quick else GUIDANCE)
+    if not args.report_only:
+        torch.set_num_threads(args.threads)
+        measure(settings, out, args.mapper, args.world, QUICK["clips"] if args.quick else args.clips)
+    from benchmarks.sampling_report import write_report
+
+    print(write_report(out, read_results(out)))
+    return 0
+
+
+def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path | None, clips: int) -> None:
+    from evaluation import panns
+    from evaluation.metrics import inception_score
+    from evaluation.protocol import SCORED_SECONDS
+    from evaluation.toy_classifier import load_toy_classifier
+    from evaluation.toy_report import held_out_clips, real_embedding, score
+    from mapper.generation.loading import load_pipeline
+    from toy_world.folders import WORLD_DIR
+
+    pipe = load_pipeline(mapper=mapper)
+    world = world or Path(WORLD_DIR)
+    held_out = held_out_clips(world, pipe.clip, limit=clips)
+    tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
+    classifier = load_toy_classifier()
+    real = real_embedding(held_out, pipe.sample_rate, classifier)
+    calls = []
+    pipe.unet.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    done = read_results(out)
+    out.mkdir(parents=True, exist_ok=True)
+    machine = machine_line(torch.device("cpu"))
+    with open(out / "results.jsonl", "a") as log:
+        for number, setting in enumerate(settings, 1):
+            if setting.key in done:
+                continue
+            calls.clear()
+            began = time.perf_counter()
+            audio = np.concatenate([pipe.render_tokens(tokens[i:i + 8], held_out.labels[i:i + 8], setting.config(),
+                                                       seed=i) for i in range(0, len(held_out.ids), 8)])
+            seconds = (time.perf_counter() - began) / len(held_out.ids)
+            row = score(audio, held_out, pipe.sample_rate, classifier, real=real)
+            scored = round(SCORED_SECONDS * pipe.sample_rate)
+            logits = panns.embed(classifier, torch.from_numpy(np.ascontiguousarray(audio[:, :scored])))["logits"]
+            row.update(key=setting.key, scheduler=setting.scheduler, steps=setting.steps, guidance=setting.guidance,
+                       inception_score=inception_score(logits.numpy())[0], seconds_per_clip=seconds,
+                       unet_evaluations_per_clip=sum(calls) / len(held_out.ids), clips=len(held_out.ids),
+                       machine=machine)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            print(f"[{number}/{len(settings)}] {setting.key}: FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, "
+                  f"sync {row['event_sync_error_s']:.3f} s, IS {row['inception_score']:.2f}, "
+                  f"{seconds:.2f} s/clip, {row['unet_evaluations_per_clip']:.0f} UNet evaluations/clip", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The grid ``benchmarks.sampling`` measures and the rules its report chooses presets by (one owner for both)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# name -> (diffusers class, solver options): what SamplingConfig(scheduler=..., scheduler_kwargs=...) takes
+SCHEDULERS: dict[str, tuple[str, dict]] = {
+    "ddim": ("DDIMScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2,
+                                                        "use_karras_sigmas": True}),
+    "dpmpp_2m_sde": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "deis": ("DEISMultistepScheduler", {}),
+}
+STEPS = (4, 6, 8, 12, 16, 25, 50, 100)
+GUIDANCE = (1.0, 2.0, 3.5, 5.0)
+QUICK = {"schedulers": ("ddim", "dpmpp_2m", "unipc"), "steps": (4, 8, 25), "guidance": (1.0, 3.5), "clips": 8}
+REFERENCE = ("ddim", 100, 3.5)  # the paper's decoding: what turbo is measured against
+FD_TOLERANCE, CLASS_TOLERANCE = 0.05, 0.02  # fast: within 5 % of the best FD and 0.02 of the best accuracy
+TURBO_EVALUATIONS = 8  # UNet evaluations per clip
+
+
+@dataclass(frozen=True)
+class Setting:
+    scheduler: str  # a SCHEDULERS name
+    steps: int
+    guidance: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.scheduler}/{self.steps}/{self.guidance:g}"
+
+    def config(self):
+        from mapper.generation.sampling import sampling_config
+
+        cls, options = SCHEDULERS[self.scheduler]
+        return sampling_config("paper", scheduler=cls, num_inference_steps=self.steps, guidance_scale=self.guidance,
+                               scheduler_kwargs=dict(options))
+
+
+def grid(schedulers, steps, guidance) -> list[Setting]:
+    """The settings in run order: the reference first, then by UNet work (steps x guidance branches)."""
+    settings = [Setting(s, n, g) for s in schedulers for n in steps for g in guidance]
+    settings.sort(key=lambda s: (s.steps * (2 if s.guidance > 1 else 1) * (2 if s.scheduler == "heun" else 1),
+                                 s.scheduler, s.guidance))
+    reference = Setting(*REFERENCE)
+    return [reference] + [s for s in settings if s != reference]

@@ -1,0 +1,123 @@
+"""``benchmarks.sampling``'s report: the presets chosen from the measured settings, the table and the frontier.
+
+The rules (``benchmarks.sampling``'s docstring): ``fast`` is the cheapest setting within 5 % of the best FD and
+0.02 of the best class accuracy; ``turbo`` the best FD at <= 8 UNet evaluations per clip; both are also
+compared with the reference (DDIM, 100 steps, guidance 3.5: the paper's decoding), against the turbo goals
+(FD <= 1.2x, class accuracy >= 0.9x, >= 8x less time per clip).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.sampling_grid import CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, TURBO_EVALUATIONS
+from extractors.atomic import atomic_write_text
+
+TURBO_GOALS = {"fd": 1.2, "class_accuracy": 0.9, "speedup": 8.0}
+
+
+def pareto_frontier(rows: list[dict]) -> list[dict]:
+    """The rows no other row beats on both seconds per clip and FD, from the fastest."""
+    frontier, best = [], float("inf")
+    for row in sorted(rows, key=lambda r: (r["seconds_per_clip"], r["fd"])):
+        if row["fd"] < best:
+            frontier.append(row)
+            best = row["fd"]
+    return frontier
+
+
+def choose(rows: list[dict]) -> dict:
+    """{"fast": row, "turbo": row or None, "reference": row or None} by the module's rules."""
+    best_fd = min(r["fd"] for r in rows)
+    best_accuracy = max(r["class_accuracy"] for r in rows)
+    close = [r for r in rows if r["fd"] <= (1 + FD_TOLERANCE) * best_fd
+             and r["class_accuracy"] >= best_accuracy - CLASS_TOLERANCE]
+    cheap = [r for r in rows if r["unet_evaluations_per_clip"] <= TURBO_EVALUATIONS + 1e-9]
+    reference = next((r for r in rows if (r["scheduler"], r["steps"], r["guidance"]) == REFERENCE), None)
+    return {"fast": min(close, key=lambda r: r["seconds_per_clip"]) if close else None,
+            "turbo": min(cheap, key=lambda r: (r["fd"], -r["class_accuracy"])) if cheap else None,
+            "reference": reference, "best_fd": best_fd, "best_class_accuracy": best_accuracy}
+
+
+def against_reference(row: dict, reference: dict) -> dict:
+    return {"fd": row["fd"] / reference["fd"],
+            "class_accuracy": row["class_accuracy"] / reference["class_accuracy"] if reference["class_accuracy"] else None,
+            "speedup": reference["seconds_per_clip"] / row["seconds_per_clip"]}
+
+
+def _setting(row: dict) -> dict:
+    cls, options = SCHEDULERS[row["scheduler"]]
+    return {"scheduler": cls, "scheduler_kwargs": options, "num_inference_steps": row["steps"],
+            "guidance_scale": row["guidance"], "name": row["scheduler"]}
+
+
+def _line(row: dict) -> str:
+    return (f"| {row['scheduler']} | {row['steps']} | {row['guidance']:g} | {row['unet_evaluations_per_clip']:.0f} | "
+            f"{row['seconds_per_clip']:.2f} | {row['fd']:.2f} | {row['class_accuracy']:.2f} | "
+            f"{row['event_sync_error_s']:.3f} | {row['inception_score']:.2f} |")
+
+
+def write_report(out: Path, results: dict[str, dict]) -> str:
+    """Write sampling.md, frontier.png and choice.json into ``out`` from the measured rows; returns the summary."""
+    rows = list(results.values())
+    if not rows:
+        return f"{out}: nothing measured yet (run python -m benchmarks.sampling)"
+    chosen = choose(rows)
+    summary = [f"{len(rows)} settings measured ({rows[0]['clips']} clips; {rows[0]['machine']})"]
+    choice = {"clips": rows[0]["clips"], "settings_measured": len(rows), "machine": rows[0]["machine"]}
+    for name in ("fast", "turbo", "reference"):
+        row = chosen[name]
+        if row is None:
+            summary.append(f"{name}: none measured")
+            continue
+        choice[name] = {**_setting(row), "measured": {k: row[k] for k in ("fd", "class_accuracy", "event_sync_error_s",
+                                                                         "inception_score", "seconds_per_clip",
+                                                                         "unet_evaluations_per_clip")}}
+        text = f"{name}: {row['key']} (FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, {row['seconds_per_clip']:.2f} s/clip)"
+        if chosen["reference"] is not None and name != "reference":
+            ratios = against_reference(row, chosen["reference"])
+            choice[name]["against_reference"] = ratios
+            text += (f"; vs DDIM-100: FD x{ratios['fd']:.2f}, class x{ratios['class_accuracy']:.2f}, "
+                     f"{ratios['speedup']:.1f}x faster")
+            if name == "turbo":
+                met = (ratios["fd"] <= TURBO_GOALS["fd"] and ratios["class_accuracy"] >= TURBO_GOALS["class_accuracy"]
+                       and ratios["speedup"] >= TURBO_GOALS["speedup"])
+                choice[name]["goals_met"] = met
+                text += f" -> turbo goals {'met' if met else 'missed'}"
+        summary.append(text)
+    atomic_write_text(out / "choice.json", json.dumps(choice, indent=1) + "\n")
+    _plot(out / "frontier.png", rows, chosen)
+    table = ["| scheduler | steps | guidance | UNet evals / clip | s / clip | FD | class acc | sync err (s) | IS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    order = sorted(rows, key=lambda r: (r["scheduler"], r["steps"], r["guidance"]))
+    frontier = pareto_frontier(rows)
+    text = "\n".join(["# Sampling settings, measured", "", *[f"- {line}" for line in summary], "",
+                      "![FD against seconds per clip](frontier.png)", "",
+                      "## The Pareto frontier (no setting is both faster and closer)", "", *table,
+                      *map(_line, frontier), "", "## Every setting", "", *table, *map(_line, order), ""])
+    atomic_write_text(out / "sampling.md", text)
+    return "\n".join(summary)
+
+
+def _plot(path: Path, rows: list[dict], chosen: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    for scheduler in sorted({r["scheduler"] for r in rows}):
+        mine = [r for r in rows if r["scheduler"] == scheduler]
+        axes.scatter([r["seconds_per_clip"] for r in mine], [r["fd"] for r in mine], s=14, label=scheduler)
+    frontier = pareto_frontier(rows)
+    axes.plot([r["seconds_per_clip"] for r in frontier], [r["fd"] for r in frontier], color="black", lw=1,
+              label="frontier")
+    for name in ("fast", "turbo", "reference"):
+        row = chosen[name]
+        if row is not None:
+            axes.annotate(name, (row["seconds_per_clip"], row["fd"]), textcoords="offset points", xytext=(6, 6))
+    axes.set(xscale="log", xlabel="seconds per clip (log)", ylabel="FD (toy classifier, lower is better)",
+             title="Sampler settings on held-out toy clips")
+    axes.legend(fontsize=7, ncols=2)
+    figure.savefig(path, format="png")
