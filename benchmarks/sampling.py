@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results.jsonl, sampling.md, frontier.png, choice.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared machine's cores)")
     p.add_argument("--report-only", action="store_true", help="no rendering: the report from results.jsonl")
+    p.add_argument("--time-check", action="store_true",
+                   help="time the reference and the chosen presets side by side (interleaved rounds) into timing.json")
     args = p.parse_args(argv)
     schedulers = QUICK["schedulers"] if args.quick else tuple(args.schedulers.split(","))
     unknown = [s for s in schedulers if s not in SCHEDULERS]
@@ -78,13 +80,43 @@ def main(argv=None) -> int:
         p.error(f"--schedulers: unknown {', '.join(unknown)}; known: {', '.join(SCHEDULERS)}")
     out = args.out / "quick" if args.quick else args.out
     settings = grid(schedulers, QUICK["steps"] if args.quick else STEPS, QUICK["guidance"] if args.quick else GUIDANCE)
-    if not args.report_only:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    if not args.report_only and not args.time_check:
         measure(settings, out, args.mapper, args.world, QUICK["clips"] if args.quick else args.clips)
     from benchmarks.sampling_report import write_report
 
-    print(write_report(out, read_results(out)))
+    print(write_report(out, read_results(out), [s.key for s in settings]))
+    if args.time_check:
+        time_check(out, args.mapper, args.world)
+        print(write_report(out, read_results(out), [s.key for s in settings]))
     return 0
+
+
+def time_check(out: Path, mapper: Path | None, world: Path | None, clips: int = 8, rounds: int = 3) -> None:
+    """Seconds per clip of the reference and of the settings ``choice.json`` names, in interleaved rounds on
+    ``clips`` clips (medians: a shared machine's load falls on all of them alike) -> ``out/timing.json``."""
+    import statistics
+
+    from evaluation.toy_report import held_out_clips
+    from mapper.generation.loading import load_pipeline
+    from toy_world.folders import WORLD_DIR
+
+    choice = json.loads((out / "choice.json").read_text())
+    keys = {name: f"{entry['name']}/{entry['num_inference_steps']}/{entry['guidance_scale']:g}"
+            for name, entry in choice.items() if isinstance(entry, dict) and "num_inference_steps" in entry}
+    pipe = load_pipeline(mapper=mapper)
+    held_out = held_out_clips(world or Path(WORLD_DIR), pipe.clip, limit=clips)
+    tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
+    times: dict[str, list[float]] = {name: [] for name in keys}
+    for _ in range(rounds):
+        for name, key in keys.items():
+            began = time.perf_counter()
+            pipe.render_tokens(tokens, held_out.labels, Setting.of(key).config(), seed=0)
+            times[name].append((time.perf_counter() - began) / len(held_out.ids))
+    timing = {"clips": len(held_out.ids), "rounds": rounds, "machine": machine_line(torch.device("cpu")),
+              "seconds_per_clip": {name: statistics.median(values) for name, values in times.items()},
+              "settings": keys}
+    (out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
 
 
 def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path | None, clips: int) -> None:

@@ -34,6 +34,18 @@ class Setting:
     def key(self) -> str:
         return f"{self.scheduler}/{self.steps}/{self.guidance:g}"
 
+    @classmethod
+    def of(cls, key: str) -> "Setting":
+        scheduler, steps, guidance = key.split("/")
+        return cls(scheduler, int(steps), float(guidance))
+
+    @property
+    def unet_evaluations(self) -> int:
+        """UNet evaluations per clip: a guided step is two (its conditional and unconditional rows); Heun's
+        steps, all but the last, are two (its second-order correction)."""
+        steps = 2 * self.steps - 1 if self.scheduler == "heun" else self.steps
+        return steps * (2 if self.guidance > 1 else 1)
+
     def config(self):
         from mapper.generation.sampling import sampling_config
 
@@ -45,7 +57,6 @@ class Setting:
 def grid(schedulers, steps, guidance) -> list[Setting]:
     """The settings in run order: the reference first, then by UNet work (steps x guidance branches)."""
     settings = [Setting(s, n, g) for s in schedulers for n in steps for g in guidance]
-    settings.sort(key=lambda s: (s.steps * (2 if s.guidance > 1 else 1) * (2 if s.scheduler == "heun" else 1),
-                                 s.scheduler, s.guidance))
+    settings.sort(key=lambda s: (s.unet_evaluations, s.scheduler, s.guidance))
     reference = Setting(*REFERENCE)
     return [reference] + [s for s in settings if s != reference]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.sampling_grid import CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, TURBO_EVALUATIONS
+from benchmarks.sampling_grid import CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, TURBO_EVALUATIONS, Setting
 from extractors.atomic import atomic_write_text
 
 TURBO_GOALS = {"fd": 1.2, "class_accuracy": 0.9, "speedup": 8.0}
@@ -57,29 +57,45 @@ def _line(row: dict) -> str:
             f"{row['event_sync_error_s']:.3f} | {row['inception_score']:.2f} |")
 
 
-def write_report(out: Path, results: dict[str, dict]) -> str:
-    """Write sampling.md, frontier.png and choice.json into ``out`` from the measured rows; returns the summary."""
-    rows = list(results.values())
+def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str:
+    """Write sampling.md, frontier.png and choice.json into ``out`` from the measured rows of the ``planned``
+    setting keys; returns the summary. ``choice.json``'s "complete" says whether every planned setting is
+    measured: ``fast`` (whose rule needs the best FD of all) is final only then; ``turbo`` (the best of the
+    cheap settings, which run first) as soon as those are."""
+    rows = [results[key] for key in planned if key in results]
     if not rows:
         return f"{out}: nothing measured yet (run python -m benchmarks.sampling)"
     chosen = choose(rows)
-    summary = [f"{len(rows)} settings measured ({rows[0]['clips']} clips; {rows[0]['machine']})"]
-    choice = {"clips": rows[0]["clips"], "settings_measured": len(rows), "machine": rows[0]["machine"]}
+    missing = [key for key in planned if key not in results]
+    cheap_done = not any(Setting.of(key).unet_evaluations <= TURBO_EVALUATIONS for key in missing)
+    summary = [f"{len(rows)} of {len(planned)} settings measured ({rows[0]['clips']} clips; {rows[0]['machine']})"
+               + (f"; still to measure: {len(missing)}, the most expensive (resume: python -m benchmarks.sampling)"
+                  if missing else "")]
+    timing_file = out / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    choice = {"clips": rows[0]["clips"], "settings_measured": len(rows), "settings_planned": len(planned),
+              "complete": not missing, "cheap_settings_complete": cheap_done, "machine": rows[0]["machine"]}
     for name in ("fast", "turbo", "reference"):
         row = chosen[name]
         if row is None:
             summary.append(f"{name}: none measured")
             continue
+        if name == "fast" and missing:  # its rule needs the best FD of the whole grid
+            name = "fast_so_far"
         choice[name] = {**_setting(row), "measured": {k: row[k] for k in ("fd", "class_accuracy", "event_sync_error_s",
                                                                          "inception_score", "seconds_per_clip",
                                                                          "unet_evaluations_per_clip")}}
         text = f"{name}: {row['key']} (FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, {row['seconds_per_clip']:.2f} s/clip)"
         if chosen["reference"] is not None and name != "reference":
             ratios = against_reference(row, chosen["reference"])
+            if name in timing.get("seconds_per_clip", {}) and "reference" in timing["seconds_per_clip"]:
+                # measured side by side (benchmarks.sampling --time-check), not across the grid's hours
+                ratios["speedup"] = timing["seconds_per_clip"]["reference"] / timing["seconds_per_clip"][name]
+                ratios["speedup_measured"] = "side by side"
             choice[name]["against_reference"] = ratios
             text += (f"; vs DDIM-100: FD x{ratios['fd']:.2f}, class x{ratios['class_accuracy']:.2f}, "
                      f"{ratios['speedup']:.1f}x faster")
-            if name == "turbo":
+            if name == "turbo" and cheap_done:
                 met = (ratios["fd"] <= TURBO_GOALS["fd"] and ratios["class_accuracy"] >= TURBO_GOALS["class_accuracy"]
                        and ratios["speedup"] >= TURBO_GOALS["speedup"])
                 choice[name]["goals_met"] = met

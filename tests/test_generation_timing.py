@@ -135,3 +135,18 @@ def test_the_command_line_takes_sync_guidance(guided_dirs, tiny_mapper_dir, shor
     code = generate.main([str(short), "--out", str(tmp_path / "b.wav"), "--mapper", str(tiny_mapper_dir),
                           "--sync-guidance", "0.5", "--no-progress"])
     assert code == 2 and "needs a video envelope predictor" in capsys.readouterr().err
+
+
+def test_the_demo_offers_the_folders_default_and_draws_the_guiding_envelope(guided_dirs, tiny_mapper_dir, short):
+    from recipes.demo import Demo
+
+    mapper, head = guided_dirs
+    plain = Demo(tiny_mapper_dir, "cpu", None)
+    assert not plain.can_guide() and plain.sync_guidance_default() == 0.0  # the slider starts at 0, greyed out
+    demo = Demo(mapper, "cpu", None)
+    assert demo.can_guide() and demo.sync_guidance_default() == 1.0
+    demo._pipeline = load_pipeline(mapper=mapper, envelope_head=head)  # the tiny decoder ships no head
+    status, wav, _, png = demo.generate(str(short), "", "fast", 2, 2.5, 0, "inpaint", None,
+                                        lambda *args, **kwargs: None, sync_guidance=1.0)
+    assert status.startswith("Generated 3.00 s") and "sync guidance 1" in status, status
+    assert "the envelope predicted from the video drawn in white" in status and png and wav

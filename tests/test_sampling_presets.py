@@ -1,0 +1,65 @@
+"""The sampling presets come from a measurement: ``benchmarks.sampling`` measures a grid of sampler settings,
+``benchmarks.sampling_report`` chooses ``fast`` and ``turbo`` from it by stated rules, and
+``SAMPLING_PRESETS`` carries what it chose (``docs/sampling/choice.json``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.sampling_grid import REFERENCE, SCHEDULERS, Setting, grid
+from benchmarks.sampling_report import choose, pareto_frontier
+
+CHOICE = Path(__file__).resolve().parents[1] / "docs" / "sampling" / "choice.json"
+
+
+def _row(scheduler, steps, guidance, fd, accuracy, seconds, evaluations=None):
+    evaluations = evaluations if evaluations is not None else steps * (2 if guidance > 1 else 1)
+    return {"key": f"{scheduler}/{steps}/{guidance:g}", "scheduler": scheduler, "steps": steps, "guidance": guidance,
+            "fd": fd, "class_accuracy": accuracy, "seconds_per_clip": seconds, "unet_evaluations_per_clip": evaluations,
+            "event_sync_error_s": 0.5, "inception_score": 1.5, "clips": 30, "machine": "test"}
+
+
+def test_the_rules_pick_the_cheapest_close_setting_and_the_best_cheap_one():
+    rows = [_row("ddim", 100, 3.5, fd=7.5, accuracy=0.90, seconds=3.0),
+            _row("dpmpp_2m", 25, 3.5, fd=7.8, accuracy=0.89, seconds=0.8),   # within 5 % and 0.02: fast
+            _row("unipc", 12, 3.5, fd=7.9, accuracy=0.87, seconds=0.4),      # 0.03 below the best accuracy
+            _row("euler", 8, 1.0, fd=12.0, accuracy=0.80, seconds=0.2),      # 8 evaluations
+            _row("dpmpp_2m", 4, 3.5, fd=10.0, accuracy=0.83, seconds=0.2),   # 8 evaluations, better FD: turbo
+            _row("heun", 4, 3.5, fd=9.0, accuracy=0.9, seconds=0.3, evaluations=14)]  # too many evaluations
+    chosen = choose(rows)
+    assert chosen["fast"]["key"] == "dpmpp_2m/25/3.5"
+    assert chosen["turbo"]["key"] == "dpmpp_2m/4/3.5"
+    assert chosen["reference"]["key"] == "ddim/100/3.5"
+    # from the fastest, each one closer than every faster one (euler/8/1 is as fast as dpmpp_2m/4/3.5 and farther)
+    assert [r["key"] for r in pareto_frontier(rows)] == ["dpmpp_2m/4/3.5", "heun/4/3.5", "unipc/12/3.5",
+                                                         "dpmpp_2m/25/3.5", "ddim/100/3.5"]
+
+
+def test_the_grid_runs_the_reference_first_then_from_the_cheapest():
+    settings = grid(("ddim", "heun"), (4, 100), (1.0, 3.5))
+    assert settings[0] == Setting(*REFERENCE) and len(settings) == len(set(settings)) == 8
+    work = [s.unet_evaluations for s in settings[1:]]
+    assert work == sorted(work) and Setting("heun", 4, 1.0).unet_evaluations == 7  # 2 x 4 - 1
+    assert Setting("ddim", 4, 3.5).unet_evaluations == 8 and Setting.of("heun/4/3.5") == Setting("heun", 4, 3.5)
+    for setting in settings:  # every setting is a valid sampling config of AudioLDM-2's schedule
+        config = setting.config()
+        assert config.scheduler == SCHEDULERS[setting.scheduler][0] and config.num_inference_steps == setting.steps
+
+
+def test_the_presets_are_the_measured_choice():
+    from mapper.generation.sampling import SAMPLING_PRESETS
+
+    choice = json.loads(CHOICE.read_text())
+    assert choice["cheap_settings_complete"]  # every setting turbo may be is measured
+    # fast's rule needs the best FD of the whole grid: final once every setting is measured; until then the
+    # preset stays the pre-measurement one (DPM-Solver++ 2M, 25 steps) and choice.json says so
+    names = ("fast", "turbo") if choice["complete"] else ("turbo",)
+    if not choice["complete"]:
+        fast = SAMPLING_PRESETS["fast"]
+        assert (fast.scheduler, fast.num_inference_steps, fast.guidance_scale) == ("DPMSolverMultistepScheduler", 25, 3.5)
+    for name in names:
+        measured, preset = choice[name], SAMPLING_PRESETS[name]
+        assert (preset.scheduler, dict(preset.scheduler_kwargs), preset.num_inference_steps, preset.guidance_scale) == (
+            measured["scheduler"], measured["scheduler_kwargs"], measured["num_inference_steps"],
+            measured["guidance_scale"]), name
+    assert SAMPLING_PRESETS["paper"].scheduler == "DDIMScheduler" and SAMPLING_PRESETS["paper"].num_inference_steps == 100
