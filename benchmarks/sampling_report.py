@@ -1,7 +1,8 @@
 """``benchmarks.sampling``'s report: the presets chosen from the measured settings, the table and the frontier.
 
 The rules (``benchmarks.sampling``'s docstring): ``fast`` is the cheapest setting within 5 % of the best FD and
-0.02 of the best class accuracy; ``turbo`` the best FD at <= 8 UNet evaluations per clip; both are also
+0.02 of the best class accuracy (when no setting is within both, 0.02 of the best accuracy among those within 5 %
+of the best FD: on 30 clips a cheap setting far in FD can top the accuracy by one clip); ``turbo`` the best FD at <= 8 UNet evaluations per clip; both are also
 compared with the reference (DDIM, 100 steps, guidance 3.5: the paper's decoding), against the turbo goals
 (FD <= 1.2x, class accuracy >= 0.9x, >= 8x less time per clip).
 """
@@ -30,8 +31,10 @@ def choose(rows: list[dict]) -> dict:
     """{"fast": row, "turbo": row or None, "reference": row or None} by the module's rules."""
     best_fd = min(r["fd"] for r in rows)
     best_accuracy = max(r["class_accuracy"] for r in rows)
-    close = [r for r in rows if r["fd"] <= (1 + FD_TOLERANCE) * best_fd
-             and r["class_accuracy"] >= best_accuracy - CLASS_TOLERANCE]
+    close_fd = [r for r in rows if r["fd"] <= (1 + FD_TOLERANCE) * best_fd]
+    close = [r for r in close_fd if r["class_accuracy"] >= best_accuracy - CLASS_TOLERANCE]
+    if not close:  # the best accuracy is a setting far in FD: the bound is then the best among the FD-close ones
+        close = [r for r in close_fd if r["class_accuracy"] >= max(c["class_accuracy"] for c in close_fd) - CLASS_TOLERANCE]
     cheap = [r for r in rows if r["unet_evaluations_per_clip"] <= TURBO_EVALUATIONS + 1e-9]
     reference = next((r for r in rows if (r["scheduler"], r["steps"], r["guidance"]) == REFERENCE), None)
     return {"fast": min(close, key=lambda r: r["seconds_per_clip"]) if close else None,
@@ -102,7 +105,8 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
                 text += f" -> turbo goals {'met' if met else 'missed'}"
         summary.append(text)
     atomic_write_text(out / "choice.json", json.dumps(choice, indent=1) + "\n")
-    _plot(out / "frontier.png", rows, chosen)
+    _plot(out / "frontier.png", rows, {("fast (so far)" if missing and name == "fast" else name): chosen[name]
+                                       for name in ("fast", "turbo", "reference")})
     table = ["| scheduler | steps | guidance | UNet evals / clip | s / clip | FD | class acc | sync err (s) | IS |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = sorted(rows, key=lambda r: (r["scheduler"], r["steps"], r["guidance"]))
@@ -116,6 +120,7 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
 
 
 def _plot(path: Path, rows: list[dict], chosen: dict) -> None:
+    """FD against seconds per clip, every setting by scheduler, the frontier, ``chosen`` ({label: row}) named."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -129,8 +134,7 @@ def _plot(path: Path, rows: list[dict], chosen: dict) -> None:
     frontier = pareto_frontier(rows)
     axes.plot([r["seconds_per_clip"] for r in frontier], [r["fd"] for r in frontier], color="black", lw=1,
               label="frontier")
-    for name in ("fast", "turbo", "reference"):
-        row = chosen[name]
+    for name, row in chosen.items():
         if row is not None:
             axes.annotate(name, (row["seconds_per_clip"], row["fd"]), textcoords="offset points", xytext=(6, 6))
     axes.set(xscale="log", xlabel="seconds per clip (log)", ylabel="FD (toy classifier, lower is better)",

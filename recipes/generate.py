@@ -26,7 +26,7 @@ from recipes.cli import ITEMS_FAILED, OneLineArgumentParser, usage_error
 # Everything else (extractors, mapper: torch, diffusers, transformers) is imported once the command line is
 # parsed: --help and a wrong option answer at once. The names --help lists are those of their owners, which
 # cannot be imported without torch; tests/test_console.py checks that they agree.
-SAMPLING_PRESETS = ("paper", "fast")  # mapper.generation.sampling.SAMPLING_PRESETS
+SAMPLING_PRESETS = ("paper", "fast", "turbo")  # mapper.generation.sampling.SAMPLING_PRESETS
 NEGATIVE_MODES = ("audioldm2", "zeros")  # mapper.decoders.audioldm2.NEGATIVE_MODES
 JOIN_MODES = ("inpaint", "crossfade")  # mapper.generation.long_form.JOIN_MODES
 DTYPES = ("fp32", "fp16", "bf16")
@@ -77,6 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     run = parser.add_argument_group("run")
     run.add_argument("--batch-size", default="4", help="videos rendered together (integer >= 1)")
     run.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    run.add_argument("--envelope-head", default=None,
+                     help="the decoder's latent envelope head for --sync-guidance (a folder recipes.train_envelope_head "
+                          "wrote; default: the shipped one for the toy decoder)")
     run.add_argument("--dtype", default="fp32", metavar="{" + ",".join(DTYPES) + "}")
     run.add_argument("--skip-existing", action="store_true", help="keep outputs that already exist")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -117,6 +120,7 @@ def plan_call(args: argparse.Namespace, jobs: list[Job]):
                                                start=[j.start for j in jobs], **options)  # fmt: skip
         window = check_model_args(args)
         check_against_models(call.sampling, call.long_form, audioldm2_scheduler(), window)
+        check_sync_guidance_parts(args, call.sync_guidance)
     except ArgumentError as error:
         raise error.spelled(CALL_OPTIONS) from None
     return call
@@ -157,7 +161,31 @@ def check_model_args(args: argparse.Namespace) -> float:
         raise ValueError(f"{where} must be one of {', '.join(sorted(PRESETS))}, got {preset!r}")
     if args.audioldm2 is not None:
         check_audioldm2_name("--audioldm2", args.audioldm2)
+    if args.envelope_head is not None and not (Path(args.envelope_head) / "config.json").is_file() and (
+            args.envelope_head != "toy"):
+        raise ValueError(f"--envelope-head {args.envelope_head}: not a latent envelope head folder (no config.json)")
     return PRESETS[preset].clip.seconds
+
+
+def check_sync_guidance_parts(args: argparse.Namespace, sync_guidance: float | None) -> None:
+    """An explicit --sync-guidance > 0 against what it needs on disk, before any model loads: the mapper
+    folder's envelope predictor and a latent head for the decoder (the shipped one only for `toy`)."""
+    from mapper.config import MapperConfig
+    from mapper.envelope_predictor import FOLDER
+    from mapper.last_mapper import last_mapper
+
+    if not sync_guidance:
+        return
+    folder = Path(args.mapper) if args.mapper is not None else last_mapper()
+    if (folder / "model_index.json").is_file():
+        folder = folder / "mapper"
+    if not (folder / FOLDER / "config.json").is_file():
+        raise ValueError(f"--sync-guidance {sync_guidance:g} needs the mapper's video envelope predictor; {folder} has "
+                         f"no {FOLDER}/ (train the mapper with model.envelope_predictor: true)")
+    decoder = args.audioldm2 or MapperConfig.from_pretrained(folder).audioldm2
+    if args.envelope_head is None and decoder != "toy":
+        raise ValueError(f"--sync-guidance {sync_guidance:g} needs a latent envelope head for the decoder {decoder!r}: "
+                         "--envelope-head FOLDER (python -m recipes.train_envelope_head trains one)")
 
 
 @dataclass(frozen=True)
@@ -298,7 +326,8 @@ def main(argv=None) -> int:
             return ITEMS_FAILED
     try:
         pipeline = loading.load_pipeline(mapper=args.mapper, audioldm2=args.audioldm2, extractors=args.extractors,
-                                         device=args.device, dtype=args.dtype, progress=not args.no_progress)  # fmt: skip
+                                         device=args.device, dtype=args.dtype, progress=not args.no_progress,
+                                         envelope_head=args.envelope_head)  # fmt: skip
         try:  # the loaded models' own bounds, checked first
             events = pipeline.stream(requests, call.sampling, call.long_form, call.seed, batch_size=call.batch_size,
                                      sync_guidance=call.sync_guidance)

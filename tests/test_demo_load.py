@@ -113,9 +113,7 @@ class Served:
         return Client(self.url, verbose=False, download_files=False)
 
     def submit(self, client, steps: int):
-        from gradio_client import handle_file
-
-        return client.submit(handle_file(str(self.video)), "", "fast", steps, 2.5, 0, "inpaint", None, api_name="/run")
+        return client.submit(*_inputs(self, steps), api_name="/run")
 
     def sampling(self, after: float) -> int | None:
         """The thread of a generation that has made 2 steps since ``after`` (None while none has)."""
@@ -217,7 +215,8 @@ def _cpu_seconds(wall: float) -> float:
 def _inputs(served, steps):
     from gradio_client import handle_file
 
-    return handle_file(str(served.video)), "", "fast", steps, 2.5, 0, "inpaint", None
+    # the page's inputs, in order; the last is the sync guidance (the tiny mapper has no envelope predictor)
+    return handle_file(str(served.video)), "", "fast", steps, 2.5, 0, "inpaint", None, 0.0
 
 
 def _one_line(text: str) -> bool:
@@ -345,7 +344,7 @@ def test_a_closed_page_stops_its_generation(served):
         uploaded.raise_for_status()
         video = {"path": uploaded.json()[0], "orig_name": served.video.name, "meta": {"_type": "gradio.FileData"}}
         joined = http.post("queue/join", json={
-            "data": [video, "", "fast", LONG_STEPS, 2.5, 0, "inpaint", None], "fn_index": served.fn_index,
+            "data": [video, "", "fast", LONG_STEPS, 2.5, 0, "inpaint", None, 0.0], "fn_index": served.fn_index,
             "session_hash": session, "event_data": None, "trigger_id": None})  # fmt: skip
         joined.raise_for_status()
         thread = None

@@ -133,8 +133,17 @@ def test_the_command_line_takes_sync_guidance(guided_dirs, tiny_mapper_dir, shor
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --sync-guidance must be a finite number >= 0") and "\n" not in err
     code = generate.main([str(short), "--out", str(tmp_path / "b.wav"), "--mapper", str(tiny_mapper_dir),
+                          "--sync-guidance", "0.5", "--no-progress"])  # checked before any model loads
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs the mapper's video envelope predictor" in err and "\n" not in err
+    mapper, head = guided_dirs
+    code = generate.main([str(short), "--out", str(tmp_path / "c.wav"), "--mapper", str(mapper),
                           "--sync-guidance", "0.5", "--no-progress"])
-    assert code == 2 and "needs a video envelope predictor" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs a latent envelope head for the decoder 'tiny': --envelope-head FOLDER" in err
+    code = generate.main([str(short), "--out", str(tmp_path / "d.wav"), "--mapper", str(mapper), "--sync-guidance",
+                          "0.5", "--envelope-head", str(head), "--preset", "fast", "--steps", "2", "--no-progress"])
+    assert code == 0 and (tmp_path / "d.wav").is_file()
 
 
 def test_the_demo_offers_the_folders_default_and_draws_the_guiding_envelope(guided_dirs, tiny_mapper_dir, short):

@@ -304,9 +304,9 @@ def test_quick_grid_writes_the_tables_and_the_figure(resumed_grid):
             assert 0.0 <= accuracy <= 1.0
             assert row["metrics"]["event_sync_error_s"]["mean"] >= 0.0
             assert row["metrics"]["FD-PANN"]["n"] in (0, 1)
-    # the shared row is one run: the same numbers in all three tables
+    # the shared row is one run: the same numbers in all four tables
     full = [row["metrics"] for t in record["tables"].values() for row in t["rows"] if row["variant"] == "full"]
-    assert len(full) == 3 and full[0] == full[1] == full[2]
+    assert len(full) == 4 and full[0] == full[1] == full[2] == full[3]
     curves = record["convergence"]
     assert set(curves) == {"full", "diff_mapper"}
     assert set(curves["full"]["class_accuracy"]) == {"1", "2"}  # every epoch of the quick grid

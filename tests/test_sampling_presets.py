@@ -35,6 +35,14 @@ def test_the_rules_pick_the_cheapest_close_setting_and_the_best_cheap_one():
                                                          "dpmpp_2m/25/3.5", "ddim/100/3.5"]
 
 
+def test_when_the_most_accurate_setting_is_far_in_fd_fast_keeps_to_the_fd_close_ones():
+    rows = [_row("ddim", 100, 3.5, fd=7.5, accuracy=0.87, seconds=3.0),
+            _row("deis", 25, 3.5, fd=7.6, accuracy=0.90, seconds=0.9),
+            _row("unipc", 16, 3.5, fd=7.7, accuracy=0.87, seconds=0.6),   # 0.03 below the FD-close best
+            _row("euler", 4, 5.0, fd=11.0, accuracy=1.00, seconds=0.3)]   # the most accurate, far in FD
+    assert choose(rows)["fast"]["key"] == "deis/25/3.5"
+
+
 def test_the_grid_runs_the_reference_first_then_from_the_cheapest():
     settings = grid(("ddim", "heun"), (4, 100), (1.0, 3.5))
     assert settings[0] == Setting(*REFERENCE) and len(settings) == len(set(settings)) == 8

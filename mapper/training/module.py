@@ -109,6 +109,10 @@ class MapperModule(L.LightningModule):
         features = {name: batch[name].float() for name in self.mapper.input_streams}
         return features, batch[AUDIO_TARGET].float()
 
+    def _step(self, batch: dict) -> torch.Tensor:
+        """The mapper's own loss on a cache batch."""
+        return self.mapper.training_loss(*self._split(batch))
+
     def _envelope_loss(self, batch: dict, augment_seed: int | None = None) -> torch.Tensor | None:
         """The predictor's masked MSE against the cache's envelope (None without a predictor); with
         ``augment_seed``, on its training batch (time-shifted copies, dropout: ``training_batch``)."""
@@ -122,7 +126,7 @@ class MapperModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         size = len(batch[AUDIO_TARGET])
-        loss = self.mapper.training_loss(*self._split(batch))
+        loss = self._step(batch)
         # its own random numbers, a function of the step, the batch and the rank (resumable, never the mapper's)
         envelope = self._envelope_loss(batch, 1_000_003 * self.global_step + 1009 * batch_idx + self.global_rank)
         for name, value in (("training loss", loss), ("envelope predictor loss", envelope)):
