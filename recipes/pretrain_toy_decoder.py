@@ -22,9 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from mapper.decoders.audioldm2.toy import PROVENANCE, TOY, TOY_FOLDER, TOY_WORLD_SEED, checksums, read_provenance
+# torch and the decoder are imported once the command line is accepted: --help and a wrong option answer at once
 from recipes.cli import OneLineArgumentParser, check_folder_option, int_in_range, usage_error
 
 LATENT_FRAMES = 256  # AudioLDM-2's native window: 10.24 s
@@ -42,9 +40,11 @@ def stage_list(text: str) -> tuple[str, ...]:
 
 def parse_args(argv):
     parser = OneLineArgumentParser(prog="python -m recipes.pretrain_toy_decoder", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=TOY_FOLDER, help="the diffusers folder to write (replaced)")
-    parser.add_argument("--seed", type=int_in_range(0), default=TOY_WORLD_SEED,
-                        help="seed of the decoder's toy world and of training (the mapper's world is seed 0)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the diffusers folder to write (replaced; default: the shipped toy decoder's folder)")
+    parser.add_argument("--seed", type=int_in_range(0), default=None,
+                        help="seed of the decoder's toy world and of training (default: the toy decoder's own, "
+                             "TOY_WORLD_SEED; the mapper's world is seed 0)")
     parser.add_argument("--clips", type=int_in_range(8, 20_000), default=600, help="clips in the decoder's world")
     parser.add_argument("--vae-steps", type=int_in_range(1), default=600)
     parser.add_argument("--vocoder-steps", type=int_in_range(1), default=3000)
@@ -60,15 +60,21 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.stages != STAGES and args.base is None:
         parser.error("--stages: training only some stages needs --base (the decoder whose other stages are kept)")
-    if args.base is not None and args.base != "toy" and not (Path(args.base) / PROVENANCE).is_file():
-        parser.error(f"--base {args.base}: not a toy decoder folder (no {PROVENANCE})")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import torch
+
+    from mapper.decoders.audioldm2.toy import PROVENANCE, TOY_FOLDER, TOY_WORLD_SEED
+
+    args.out = TOY_FOLDER if args.out is None else args.out
+    args.seed = TOY_WORLD_SEED if args.seed is None else args.seed
     try:
         check_folder_option("--out", args.out)
+        if args.base is not None and args.base != "toy" and not (Path(args.base) / PROVENANCE).is_file():
+            raise ValueError(f"--base {args.base}: not a toy decoder folder (no {PROVENANCE})")
     except ValueError as error:
         return usage_error(error)
     from mapper.decoders.audioldm2 import build_tiny_audioldm2, load_audioldm2
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from mapper.decoders.audioldm2.pretraining.vae import encode_latents, scaled_latents, train_vae
     from mapper.decoders.audioldm2.pretraining.vocoder import train_vocoder
     from mapper.decoders.audioldm2.tiny import freeze
+    from mapper.decoders.audioldm2.toy import TOY, read_provenance
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -151,7 +158,10 @@ def calibrate_audiomae(preset, args, mel_config) -> None:
 
 def _save(pipe, args, timings: dict, train_clips: int, base: dict | None) -> None:
     """save_pretrained into a temporary sibling folder, then swap it in: `--out` is never half written."""
+    import torch
+
     from extractors.atomic import atomic_folder
+    from mapper.decoders.audioldm2.toy import PROVENANCE, checksums
 
     with atomic_folder(args.out) as staging:
         pipe.save_pretrained(staging, safe_serialization=True)
