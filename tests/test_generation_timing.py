@@ -159,3 +159,18 @@ def test_the_demo_offers_the_folders_default_and_draws_the_guiding_envelope(guid
                                         lambda *args, **kwargs: None, sync_guidance=1.0)
     assert status.startswith("Generated 3.00 s") and "sync guidance 1" in status, status
     assert "the envelope predicted from the video drawn in white" in status and png and wav
+
+
+def test_a_saved_pipeline_keeps_its_timing_control(guided_dirs, short, tmp_path):
+    mapper, head = guided_dirs
+    pipe = load_pipeline(mapper=mapper, envelope_head=head)
+    pipe.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "mapper" / FOLDER / "model.safetensors").is_file()
+    assert (tmp_path / "saved" / "envelope_head" / "model.safetensors").is_file()
+    loaded = load_pipeline(mapper=tmp_path / "saved")  # the predictor, the head and the default come back
+    assert loaded.missing_for_sync_guidance() is None and loaded.generation_defaults.sync_guidance == 1.0
+    # DDIM: a saved scheduler config loses diffusers' `_use_default_values`, so another solver built from it
+    # takes the saved DDIM's timestep spacing instead of its own default (noted for the sampling presets)
+    ddim = {"preset": "paper", "num_inference_steps": 3}
+    expected = pipe(short, "", sync_guidance=1.0, **ddim).audio
+    np.testing.assert_array_equal(loaded(short, "", **ddim).audio, expected)

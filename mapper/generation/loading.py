@@ -17,7 +17,7 @@ from extractors.presets import get_preset
 from mapper.decoders.audioldm2 import load_audioldm2, load_envelope_head
 from mapper.decoders.audioldm2.loading import check_component_configs
 from mapper.generation.extractors_component import VisualExtractors
-from mapper.generation.pipeline import VideoToAudioPipeline
+from mapper.generation.pipeline import HEAD_FOLDER, VideoToAudioPipeline
 from mapper.envelope_predictor import FOLDER as PREDICTOR_FOLDER
 from mapper.envelope_predictor import load_envelope_predictor
 from mapper.generation_defaults import read_generation_defaults
@@ -70,6 +70,8 @@ def load_pipeline(
             if isinstance(module, torch.nn.Module) and module.dtype != dtype:
                 module.to(dtype=dtype)
         pipe.set_progress_bar_config(disable=not progress)
+        if envelope_head is None and (mapper_dir / HEAD_FOLDER).is_dir():  # the head it was saved with
+            envelope_head = mapper_dir / HEAD_FOLDER
         return attach_timing_control(pipe, mapper_dir / "mapper", envelope_head, None, device)
     model = load_mapper(mapper_dir).to(device=device, dtype=dtype)
     preset = matching_preset(model.config, extractors, mapper_dir)

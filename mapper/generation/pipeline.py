@@ -73,9 +73,11 @@ from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_w
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
 from mapper.generation.sampling import SamplingConfig, check_sampling, make_scheduler, sampling_config
 from mapper.generation.window_envelope import window_envelope
-from mapper.generation_defaults import GenerationDefaults, check_sync_guidance
+from mapper.envelope_predictor import FOLDER as PREDICTOR_FOLDER
+from mapper.generation_defaults import GenerationDefaults, check_sync_guidance, write_generation_defaults
 
 TEXT_COMPONENTS = ("tokenizer", "text_encoder", "projection_model", "language_model")  # negative_mode="audioldm2"
+HEAD_FOLDER = "envelope_head"  # a saved pipeline's latent envelope head (timing control)
 
 
 @dataclass
@@ -156,6 +158,19 @@ class VideoToAudioPipeline(DiffusionPipeline):
         pipe = cls(extractors=extractors, mapper=mapper.eval(), **parts)
         pipe.set_progress_bar_config(**getattr(audioldm2, "_progress_bar_config", {}))
         return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """diffusers' ``save_pretrained``, plus timing control: the envelope predictor and the generation
+        defaults beside the mapper (``mapper/envelope_predictor/``, ``mapper/generation_config.json``, as in a
+        trained mapper's folder) and the latent envelope head (``envelope_head/``), which ``load_pipeline``
+        reads back."""
+        super().save_pretrained(save_directory, **kwargs)
+        folder = Path(save_directory)
+        if self.envelope_predictor is not None:
+            self.envelope_predictor.save_pretrained(folder / "mapper" / PREDICTOR_FOLDER)
+        write_generation_defaults(folder / "mapper", self.generation_defaults)
+        if self.envelope_head is not None:
+            self.envelope_head.save_pretrained(folder / HEAD_FOLDER)
 
     # ------------------------------------------------------------------ geometry
 
