@@ -17,7 +17,8 @@ clip of that render in this run, and UNet evaluations per clip counted by a hook
 is two: its conditional and unconditional rows; Heun's second-order steps count twice).
 
 Every finished setting is one line of ``OUT/results.jsonl`` (appended, flushed): a rerun skips what is
-there, so a killed run resumes. The DDIM-100 guided setting (the paper's decoding) runs first, as the
+there, so a killed run resumes; each line records the mapper's weights (sha256), and a rerun with another
+mapper is refused. The DDIM-100 guided setting (the paper's decoding) runs first, as the
 reference, then the rest from the cheapest. ``--report-only`` (and the end of every run) writes
 ``OUT/sampling.md`` (the table, the machine, the choice), ``OUT/frontier.png`` (FD against seconds per
 clip, the Pareto frontier drawn) and ``OUT/choice.json``, the presets chosen from the measurement:
@@ -128,7 +129,16 @@ def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path
     from mapper.generation.loading import load_pipeline
     from toy_world.folders import WORLD_DIR
 
-    pipe = load_pipeline(mapper=mapper)
+    from extractors.file_hash import file_sha256
+    from mapper.last_mapper import last_mapper
+
+    mapper_dir = Path(mapper) if mapper is not None else last_mapper()
+    identity = file_sha256(mapper_dir / "model.safetensors")[:16]  # rows of another mapper are never mixed in
+    other = {row.get("mapper_sha256") for row in read_results(out).values()} - {identity}
+    if other:
+        raise SystemExit(f"{out}/results.jsonl holds settings measured with another mapper ({', '.join(sorted(other))});"
+                         f" {mapper_dir} is {identity}: pass that mapper, or another --out")
+    pipe = load_pipeline(mapper=mapper_dir)
     world = world or Path(WORLD_DIR)
     held_out = held_out_clips(world, pipe.clip, limit=clips)
     tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
@@ -154,7 +164,7 @@ def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path
             row.update(key=setting.key, scheduler=setting.scheduler, steps=setting.steps, guidance=setting.guidance,
                        inception_score=inception_score(logits.numpy())[0], seconds_per_clip=seconds,
                        unet_evaluations_per_clip=sum(calls) / len(held_out.ids), clips=len(held_out.ids),
-                       machine=machine)
+                       machine=machine, mapper_sha256=identity)
             log.write(json.dumps(row) + "\n")
             log.flush()
             print(f"[{number}/{len(settings)}] {setting.key}: FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, "

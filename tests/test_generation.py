@@ -112,8 +112,8 @@ def test_any_compatible_scheduler_by_name_and_clear_errors():
         make_scheduler(base, sampling_config(scheduler="NoSuchScheduler"))
     with pytest.raises(ValueError, match="not compatible"):
         make_scheduler(base, sampling_config(scheduler="FlowMatchEulerDiscreteScheduler"))
-    with pytest.raises(ValueError, match="unknown sampling preset 'turbo'"):
-        sampling_config("turbo")
+    with pytest.raises(ValueError, match="unknown sampling preset 'warp'"):
+        sampling_config("warp")
     with pytest.raises(ValueError, match="negative_mode"):
         sampling_config(negative_mode="random")
 

@@ -106,7 +106,7 @@ BAD_OPTIONS = [
     ("--device", ["--device", ""]),
     ("--scheduler", ["--scheduler", "NoSuchScheduler"]),
     ("--scheduler", ["--scheduler", "FlowMatchEulerDiscreteScheduler"]),  # another noise schedule
-    ("--preset", ["--preset", "turbo"]),
+    ("--preset", ["--preset", "warp"]),
     ("--negative-mode", ["--negative-mode", "random"]),
     ("--negative-prompt", ["--negative-prompt", "noise", "--guidance", "1"]),  # ignored without guidance
     ("--negative-mode", ["--negative-mode", "zeros", "--guidance", "1"]),
@@ -225,7 +225,7 @@ BAD_KEYWORDS = [
     ("negative_mode", {"negative_mode": "random"}),
     ("negative_prompt", {"negative_prompt": "noise", "guidance_scale": 1.0}),
     ("negative_prompt", {"negative_prompt": 3}),
-    ("preset", {"preset": "turbo"}),
+    ("preset", {"preset": "warp"}),
     ("reference_audio", {"reference_audio": "/no/such/reference.wav"}),
     ("reference_audio", {"reference_audio": np.zeros((2, 100), np.float32)}),
     ("reference_audio", {"reference_audio": np.zeros(0, np.float32)}),
