@@ -111,7 +111,19 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     order = sorted(rows, key=lambda r: (r["scheduler"], r["steps"], r["guidance"]))
     frontier = pareto_frontier(rows)
-    text = "\n".join(["# Sampling settings, measured", "", *[f"- {line}" for line in summary], "",
+    mapper = rows[0].get("mapper_sha256", "not recorded")
+    about = ("Written by `python -m benchmarks.sampling` (resume it with the same command; `--report-only` rewrites this "
+             "page, `--time-check` times the chosen presets side by side). Each setting renders the held-out (test) "
+             "clips of the toy recipe's world from their video, with their label, by the toy recipe's mapper (weights "
+             f"sha256 {mapper}...) and the shipped `toy` AudioLDM-2, row i seeded i; FD and class accuracy are the toy "
+             "classifier's, the event-sync error is against the world's events, IS is the classifier's inception score. "
+             "Seconds per clip are timed once per setting over a run of hours on a shared 2-core machine: compare them "
+             "loosely. The speed-ups quoted against DDIM-100 for the chosen presets are timed side by side "
+             "(`timing.json`). Rules: `fast` is the cheapest setting within 5 % of the best FD and 0.02 of the best "
+             "class accuracy (final only once every setting is measured); `turbo` the best FD at <= 8 UNet evaluations "
+             "per clip (a guided step counts two). Schedulers other than DDIM take the toy decoder's saved "
+             "`timestep_spacing` (\"leading\").")
+    text = "\n".join(["# Sampling settings, measured", "", about, "", *[f"- {line}" for line in summary], "",
                       "![FD against seconds per clip](frontier.png)", "",
                       "## The Pareto frontier (no setting is both faster and closer)", "", *table,
                       *map(_line, frontier), "", "## Every setting", "", *table, *map(_line, order), ""])
