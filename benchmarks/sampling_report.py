@@ -91,7 +91,8 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
         text = f"{name}: {row['key']} (FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, {row['seconds_per_clip']:.2f} s/clip)"
         if chosen["reference"] is not None and name != "reference":
             ratios = against_reference(row, chosen["reference"])
-            if name in timing.get("seconds_per_clip", {}) and "reference" in timing["seconds_per_clip"]:
+            timed = timing.get("settings", {})
+            if timed.get(name) == row["key"] and timed.get("reference") == chosen["reference"]["key"]:
                 # measured side by side (benchmarks.sampling --time-check), not across the grid's hours
                 ratios["speedup"] = timing["seconds_per_clip"]["reference"] / timing["seconds_per_clip"][name]
                 ratios["speedup_measured"] = "side by side"
