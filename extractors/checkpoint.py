@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -166,6 +166,27 @@ def load_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], sourc
     check_keys(ours, state, source, what)
     on_meta = any(tensor.is_meta for tensor in ours.values())
     model.load_state_dict(state, strict=True, assign=on_meta)
+
+
+def load_safetensors_model(build: Callable[[], torch.nn.Module], weights: Path, kind: str,
+                           what: str) -> torch.nn.Module:
+    """A small model saved as one safetensors file beside its config: ``build()`` makes the architecture the
+    config describes; it is built on the meta device first and every key and shape of ``weights`` checked
+    against it from the file's header (no weight read), then built for real and loaded strictly; returned
+    frozen, in eval mode. ``kind`` names the model in the missing-file error (plural), ``what`` the source of
+    the expected keys. Every failure is one line naming the file."""
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights.parent}: no {weights.name} ({kind} are read from safetensors only)")
+    with torch.device("meta"):  # the described architecture, no memory: checked against the file's header
+        described = build()
+    try:
+        stored = read_safetensors_shapes(weights)
+    except Exception as error:  # a truncated or foreign file: safetensors' own error, made one line
+        raise ValueError(f"{weights}: cannot be read as safetensors ({first_line(error)})") from None
+    check_keys(described.state_dict(), stored, weights, what)
+    model = build()
+    load_strict(model, read_checkpoint(weights), weights, what)
+    return model.eval().requires_grad_(False)
 
 
 def _shape(value) -> tuple[int, ...]:

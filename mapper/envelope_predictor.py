@@ -49,7 +49,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from extractors.checkpoint import check_keys, load_strict, read_checkpoint, read_config_json, read_safetensors_shapes
+from extractors.checkpoint import load_safetensors_model, read_config_json
 from extractors.encoders import StreamSpec
 from mapper.arguments import check_int, check_number
 from mapper.config import LIMITS, check_streams
@@ -265,16 +265,5 @@ def load_envelope_predictor(folder: str | os.PathLike) -> VideoEnvelopePredictor
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: not a video envelope predictor folder (no {CONFIG_FILE})")
     config = EnvelopePredictorConfig.from_dict(read_config_json(path, MAX_CONFIG_BYTES), str(path))
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{folder}: no {WEIGHTS_FILE} (envelope predictors are read from safetensors only)")
-    with torch.device("meta"):  # the described architecture, no memory: checked against the file's header
-        described = VideoEnvelopePredictor(config)
-    try:
-        stored = read_safetensors_shapes(weights)
-    except Exception as error:  # a truncated or foreign file: safetensors' own error, made one line
-        raise ValueError(f"{weights}: cannot be read as safetensors ({str(error).strip().splitlines()[0]})") from None
-    check_keys(described.state_dict(), stored, weights, "the predictor config.json describes")
-    predictor = VideoEnvelopePredictor(config)
-    load_strict(predictor, read_checkpoint(weights), weights, "the predictor config.json describes")
-    return predictor.eval().requires_grad_(False)
+    return load_safetensors_model(lambda: VideoEnvelopePredictor(config), folder / WEIGHTS_FILE,
+                                  "envelope predictors", "the predictor config.json describes")

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from extractors.checkpoint import check_keys, load_strict, read_checkpoint, read_safetensors_shapes
+from extractors.checkpoint import load_safetensors_model
 from extractors.envelope import FLOOR_DB
 
 CONFIG_FILE = "config.json"
@@ -183,16 +183,5 @@ def load_envelope_head(source: str | os.PathLike = "toy") -> EnvelopeHead:
     against the model it describes before any weight is read; safetensors only."""
     folder = TOY_ENVELOPE_HEAD if str(source) == "toy" else Path(source)
     config = read_head_config(folder)
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{folder}: no {WEIGHTS_FILE} (envelope heads are read from safetensors only)")
-    with torch.device("meta"):  # the described architecture, no memory: checked against the file's header
-        described = EnvelopeHead(config)
-    try:
-        stored = read_safetensors_shapes(weights)
-    except Exception as error:  # a truncated or foreign file: safetensors' own error, made one line
-        raise ValueError(f"{weights}: cannot be read as safetensors ({str(error).strip().splitlines()[0]})") from None
-    check_keys(described.state_dict(), stored, weights, "the head config.json describes")
-    head = EnvelopeHead(config)
-    load_strict(head, read_checkpoint(weights), weights, "the head config.json describes")
-    return head.eval().requires_grad_(False)
+    return load_safetensors_model(lambda: EnvelopeHead(config), folder / WEIGHTS_FILE, "envelope heads",
+                                  "the head config.json describes")
