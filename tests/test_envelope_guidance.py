@@ -56,11 +56,16 @@ def test_guidance_at_scale_zero_or_on_no_step_is_bit_identical(tiny):
     assert (guided - free).abs().max() > 1e-3
 
 
-def test_the_guided_prediction_moves_down_the_heads_loss(tiny):
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_the_guided_prediction_moves_the_predicted_clean_latent_down_the_heads_loss(tiny, prediction_type):
+    """space="clean" (the default): the head reads Tweedie's estimate of the clean latent at t = 0, and the guided
+    prediction's estimate scores lower."""
     head, target = tiny["head"], tiny["target"]
     scheduler = make_scheduler(tiny["pipe"].scheduler, sampling_config("fast"))
+    scheduler.register_to_config(prediction_type=prediction_type)
     scheduler.set_timesteps(10)
     t = scheduler.timesteps[2]
+    alpha_bar = scheduler.alphas_cumprod[int(t)]
     latents, noise_pred = torch.randn(1, 8, FRAMES, 16), torch.randn(1, 8, FRAMES, 16)
     guidance = EnvelopeGuidance(head, target, EnvelopeGuidanceConfig(scale=2.0))
     change = guidance.adjust(latents, t, noise_pred, scheduler) - noise_pred  # (1, C, T, F)
@@ -69,11 +74,38 @@ def test_the_guided_prediction_moves_down_the_heads_loss(tiny):
         torch.testing.assert_close(guidance.adjust(latents.clone(), t.clone(), noise_pred.clone(), scheduler),
                                    noise_pred + change)
 
+    def clean(prediction):
+        if prediction_type == "epsilon":
+            return (latents - (1 - alpha_bar).sqrt() * prediction) / alpha_bar.sqrt()
+        return alpha_bar.sqrt() * latents - (1 - alpha_bar).sqrt() * prediction
+
+    def loss(x0):
+        return (head(x0, 0) - target).pow(2).mean()
+
+    assert loss(clean(noise_pred + 1e-3 * change)) < loss(clean(noise_pred))
+    # and it is the gradient of that loss, normalised: nothing but the head is differentiated
+    x0 = clean(noise_pred).requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss(x0), x0)
+    torch.testing.assert_close(change, 2.0 * grad / grad.pow(2).mean().sqrt(), rtol=1e-4, atol=1e-5)
+
+
+def test_in_the_noisy_space_the_guided_prediction_moves_down_the_heads_loss(tiny):
+    head, target = tiny["head"], tiny["target"]
+    scheduler = make_scheduler(tiny["pipe"].scheduler, sampling_config("fast"))
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[2]
+    latents, noise_pred = torch.randn(1, 8, FRAMES, 16), torch.randn(1, 8, FRAMES, 16)
+    guidance = EnvelopeGuidance(head, target, EnvelopeGuidanceConfig(scale=2.0, space="noisy"))
+    change = guidance.adjust(latents, t, noise_pred, scheduler) - noise_pred  # (1, C, T, F)
+    assert torch.allclose(change.pow(2).mean().sqrt(), torch.tensor(2.0), rtol=1e-4)
+
     def loss(x):
         return (head(x, t) - target).pow(2).mean()
 
     # a sampler step takes x_t towards x_t - c * eps (c > 0): the guided eps lowers the loss
     assert loss(latents - 1e-3 * change) < loss(latents)
+    with pytest.raises(ValueError, match="space must be one of clean, noisy"):
+        EnvelopeGuidanceConfig(space="pixels")
 
 
 def test_the_correlation_loss_follows_only_the_targets_shape(tiny):
@@ -84,7 +116,7 @@ def test_the_correlation_loss_follows_only_the_targets_shape(tiny):
     scheduler.set_timesteps(10)
     t = scheduler.timesteps[2]
     latents, noise_pred = torch.randn(1, 8, FRAMES, 16), torch.randn(1, 8, FRAMES, 16)
-    config = EnvelopeGuidanceConfig(scale=2.0, loss="correlation")
+    config = EnvelopeGuidanceConfig(scale=2.0, loss="correlation", space="noisy")  # r of the head on x_t itself
     change = EnvelopeGuidance(head, target, config).adjust(latents, t, noise_pred, scheduler) - noise_pred
     moved = EnvelopeGuidance(head, 3.0 * target + 1.0, config).adjust(latents, t, noise_pred, scheduler) - noise_pred
     torch.testing.assert_close(moved, change, rtol=1e-4, atol=1e-5)

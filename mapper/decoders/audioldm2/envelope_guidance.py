@@ -11,24 +11,28 @@ gradient flows through the VAE decoder or the vocoder, and it is *selective*: on
 guided (by default the first ones, where the layout of the sound is decided), which keeps the
 quality the unguided steps restore.
 
-The update (classifier guidance with an energy). Let L(x_t) = masked mean squared error between
-head(x_t, t) and the target, and p(target | x_t) proportional to exp(-L). Then
-``grad log p(x_t | target) = grad log p(x_t) - grad L``, and since an epsilon model predicts
-``eps = -sqrt(1 - alpha_bar_t) * grad log p(x_t)``, the guided prediction is
+The update. With an epsilon model, a step moves the latent towards its prediction of the clean latent,
+Tweedie's estimate ``x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)`` (x_t as the UNet sees it,
+``scheduler.scale_model_input``). Guidance scores that estimate: L(x0) = masked mean squared error between
+head(x0, t=0) and the target (the head's clean-audio reading, where it is most accurate), and moves it down
+the loss, ``x0' = x0 - c * grad L(x0)``, which is the noise prediction
 
-    eps' = eps + sqrt(1 - alpha_bar_t) * grad L(x_t).
+    eps' = eps + scale * g / rms(g),        g = grad_x0 L(x0)   (space="clean", the default)
 
-With it the predicted clean latent ``x0 = (x_t - sqrt(1 - alpha_bar) eps') / sqrt(alpha_bar)`` moves
-down the loss. Here the gradient is normalised per sample to unit RMS and the factor dropped:
+(the factor sqrt(alpha_bar) / sqrt(1 - alpha_bar) dropped, and the gradient normalised per sample to unit
+RMS). The gradient never passes through the UNet, the VAE decoder or the vocoder: only through the head.
+``space="noisy"`` is classifier guidance proper (LatCH's form): L(x_t) = the loss of head(x_t, t) on the
+noisy latent itself, ``grad log p(x_t | target) = grad log p(x_t) - grad L`` and, since
+``eps = -sqrt(1 - alpha_bar_t) * grad log p(x_t)``, the same update with g = grad_xt L(x_t). On the toy
+recipe's 30 held-out clips rendered from their video (scale 0.045, first 30 % of the steps) the clean form
+places the sound tighter at less cost: guided by the true audio's envelope, event-sync error 0.158 s (noisy:
+0.298 s); by the envelope predicted from the video, 0.304 s at FD x 0.98 of unguided (noisy: 0.303 s, x 1.23).
 
-    eps' = eps + scale * g / rms(g),        g = grad L(x_t)
-
-so ``scale`` is in units of the noise's own standard deviation (eps has unit RMS), the same at every
-step and for every head, whatever the loss's magnitude. A push of the prediction's own size is far too
-much: on the toy decoder the useful scales are a few hundredths (0.02-0.07), and from 0.1 up the sound
-follows the envelope but loses its class. (A v-prediction model moves the same way: adding to v moves
-x0 by -sigma_t * scale * g / rms(g). A model that predicts the sample itself would need the opposite
-sign and is refused.)
+``scale`` is in units of the noise's own standard deviation (eps has unit RMS), the same at every step and
+for every head, whatever the loss's magnitude. A push of the prediction's own size is far too much: on the
+toy decoder the useful scales are a few hundredths (0.02-0.07). (A v-prediction model moves the same way:
+adding to v moves x0 by -sigma_t * scale * g / rms(g). A model that predicts the sample itself would need
+the opposite sign and is refused.)
 
 Frames get no guidance where the target is NaN (no target, e.g. past a clip's end) or where an
 inpainting ``known_mask`` holds the latent fixed: they are out of the loss, and the gradient there is
@@ -45,13 +49,15 @@ from diffusers import SchedulerMixin
 
 from mapper.decoders.audioldm2.envelope_head import EnvelopeHead
 
-# The default: guide the first 30 % of the steps (8 of the fast preset's 25) at 0.045 noise std. Chosen on 30
-# held-out clips of toy world seed 11 (toy decoder and head), confirmed on 30 others (benchmarks/sync_guidance.py):
-# event-sync error 0.43 -> 0.16 s and 0.50 -> 0.17 s (another clip's envelope: 0.46 and 0.44 s), class accuracy
-# unchanged (1.00 and 0.97), FD x 1.12 and x 1.16, time x 1.01. Stronger or longer guidance syncs tighter and costs
-# class and FD (0.1 on the same steps: 0.12 s, class 0.83, FD x 2.2; 0.045 on every step: 0.04 s, 0.83, x 1.8).
+# The default: guide the first 30 % of the steps (8 of the fast preset's 25) at 0.045 noise std, in the clean space.
+# Chosen on 30 held-out clips of toy world seed 11 (toy decoder and head; benchmarks/sync_guidance.py), true tokens:
+# event-sync error 0.43 -> 0.10 s (another clip's envelope: 0.43 s, and 0.055 s against that clip's events), class
+# accuracy 1.00 -> 0.93, FD x 1.22, time x 0.99. From the video (the toy recipe's mapper and predictor, its 30
+# held-out clips): 0.53 -> 0.30 s, class 0.93 -> 0.90, FD x 0.98. Stronger guidance syncs tighter and costs class
+# and FD (0.1, true tokens: 0.011 s, class 0.87, FD x 1.47).
 DEFAULT_SCALE = 0.045
 LOSSES = ("mse", "correlation")
+SPACES = ("clean", "noisy")
 DEFAULT_FIRST_FRACTION = 0.3
 
 
@@ -65,6 +71,7 @@ class EnvelopeGuidanceConfig:
     first_fraction: float = DEFAULT_FIRST_FRACTION
     steps: tuple[int, ...] | None = None
     loss: str = "mse"  # "mse": match the target's values; "correlation": only its shape (1 - Pearson r per clip)
+    space: str = "clean"  # score the predicted clean latent ("clean") or the noisy latent itself ("noisy")
 
     def __post_init__(self):
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not (
@@ -75,6 +82,8 @@ class EnvelopeGuidanceConfig:
             raise ValueError(f"sync guidance first_fraction must be in (0, 1], got {self.first_fraction!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"sync guidance loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.space not in SPACES:
+            raise ValueError(f"sync guidance space must be one of {', '.join(SPACES)}, got {self.space!r}")
         if self.steps is not None:
             steps = tuple(self.steps)
             if not steps or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in steps):
@@ -120,9 +129,13 @@ class EnvelopeGuidance:
         parameter = next(self.head.parameters())
         # inference_mode(False): a caller's inference tensors are copied into ones autograd may use
         with torch.inference_mode(False), torch.enable_grad():
-            x = latents.detach().clone().to(parameter.device, parameter.dtype).requires_grad_(True)
             t = timestep.clone() if isinstance(timestep, torch.Tensor) else timestep
-            predicted = self.head(scheduler.scale_model_input(x, t), t)  # (B, T), as the UNet sees x
+            x = scheduler.scale_model_input(latents.detach().clone(), t)  # x_t as the UNet sees it
+            if self.config.space == "clean":
+                x = _predicted_clean(x, noise_pred.detach().clone(), t, scheduler, prediction_type)
+                t = 0
+            x = x.to(parameter.device, parameter.dtype).requires_grad_(True)
+            predicted = self.head(x, t)  # (B, T)
             w, y = weight.clone().to(predicted), target.clone().to(predicted)
             loss = _loss(self.config.loss, predicted, y, w)
             (grad,) = torch.autograd.grad(loss, x)  # (B, C, T, F)
@@ -146,6 +159,21 @@ class EnvelopeGuidance:
         if known_mask is not None:
             weight = weight * (~known_mask[:, 0, :, 0].cpu()).float()
         return weight
+
+
+def _predicted_clean(x: torch.Tensor, prediction: torch.Tensor, timestep, scheduler: SchedulerMixin,
+                     prediction_type: str) -> torch.Tensor:
+    """Tweedie's estimate of the clean latent from x_t (B, C, T, F; as the UNet sees it) and the model's
+    epsilon or v prediction. alpha_bar at a fractional timestep (Karras-sigma solvers) is interpolated in log."""
+    alphas = scheduler.alphas_cumprod.to(x.device, torch.float64)  # (N,)
+    at = torch.as_tensor(timestep, dtype=torch.float64, device=x.device).reshape(()).clamp(0, len(alphas) - 1)
+    low = int(at.floor())
+    high = min(low + 1, len(alphas) - 1)
+    fraction = at - low
+    alpha_bar = torch.exp((1 - fraction) * alphas[low].log() + fraction * alphas[high].log()).to(x.dtype)
+    if prediction_type == "v_prediction":
+        return alpha_bar.sqrt() * x - (1 - alpha_bar).sqrt() * prediction
+    return (x - (1 - alpha_bar).sqrt() * prediction) / alpha_bar.sqrt()
 
 
 def _loss(kind: str, predicted: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
