@@ -12,7 +12,7 @@ are data:
             x1.12 of the paper's DDIM-100, docs/sampling/choice.json)
 
 ``fast`` will be re-chosen by ``benchmarks.sampling``'s rule once its whole grid is measured (the cheapest
-setting within 5 % of the best FD and 0.02 of the best class accuracy; its 50- and 100-step settings are
+setting within 5 % of the best FD and 0.02 of the best class accuracy; its last 100-step settings are
 still to run); ``tests/test_sampling_presets.py`` holds both presets to ``docs/sampling/choice.json``.
 
 Any scheduler diffusers considers compatible with AudioLDM-2's (epsilon-prediction DDPM family:
