@@ -63,6 +63,14 @@ def _place(out: np.ndarray, onset: float, grain: np.ndarray, sample_rate: int) -
         out[i : i + n] += grain[:n]
 
 
+def _at_every_onset(grain: np.ndarray, times: np.ndarray, num_samples: int, sample_rate: int) -> np.ndarray:
+    """(num_samples,) the same grain placed at every onset (``_place``)."""
+    out = np.zeros(num_samples)
+    for onset in times:
+        _place(out, onset, grain, sample_rate)
+    return out
+
+
 def _decay(seconds: float, tau: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Time axis and an exponential envelope with a 2-ms attack (no click from a hard edge)."""
     t = np.arange(round(seconds * sample_rate)) / sample_rate  # (S,)
@@ -128,10 +136,7 @@ class BallBouncing(ToyClass):
     def sound(self, ev, num_samples, sample_rate):
         t, env = _decay(self.length, 0.05, sample_rate)
         thump = 0.6 * env * np.sin(2 * np.pi * 90 * t * (1 + 0.5 * np.exp(-t / 0.02)))
-        out = np.zeros(num_samples)
-        for onset in ev.times:
-            _place(out, onset, thump, sample_rate)
-        return out
+        return _at_every_onset(thump, ev.times, num_samples, sample_rate)
 
 
 class LampBeeping(ToyClass):
@@ -180,10 +185,7 @@ class DrumHitting(ToyClass):
         noise = np.random.default_rng(0).standard_normal(len(t))
         noise = np.convolve(noise, np.ones(4) / 4, mode="same")  # take the hiss off the top
         hit = env * (0.35 * noise * np.exp(-t / 0.03) + 0.5 * np.sin(2 * np.pi * 150 * t))
-        out = np.zeros(num_samples)
-        for onset in ev.times:
-            _place(out, onset, hit, sample_rate)
-        return out
+        return _at_every_onset(hit, ev.times, num_samples, sample_rate)
 
 
 class BellRinging(ToyClass):
@@ -207,10 +209,7 @@ class BellRinging(ToyClass):
         t, env = _decay(self.length, 0.3, sample_rate)
         partials = [(1.0, 1.0), (2.0, 0.5), (2.76, 0.4), (5.4, 0.2)]  # (ratio, amplitude)
         ring = env * sum(a * np.sin(2 * np.pi * 700 * r * t) for r, a in partials) * 0.25
-        out = np.zeros(num_samples)
-        for onset in ev.times:
-            _place(out, onset, ring, sample_rate)
-        return out
+        return _at_every_onset(ring, ev.times, num_samples, sample_rate)
 
 
 class HandsClapping(ToyClass):
@@ -227,10 +226,7 @@ class HandsClapping(ToyClass):
     def sound(self, ev, num_samples, sample_rate):
         t, env = _decay(self.length, 0.008, sample_rate)
         noise = np.diff(np.random.default_rng(1).standard_normal(len(t) + 1))  # high-passed
-        out = np.zeros(num_samples)
-        for onset in ev.times:
-            _place(out, onset, 0.4 * env * noise, sample_rate)
-        return out
+        return _at_every_onset(0.4 * env * noise, ev.times, num_samples, sample_rate)
 
 
 CLASSES: tuple[ToyClass, ...] = (

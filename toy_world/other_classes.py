@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from toy_world.classes import SIZE, VIDEO_FPS, ToyClass, _decay, _disc, _place, _rect
+from toy_world.classes import SIZE, VIDEO_FPS, ToyClass, _at_every_onset, _decay, _disc, _place, _rect
 
 
 class DoorKnocking(ToyClass):
@@ -31,10 +31,7 @@ class DoorKnocking(ToyClass):
     def sound(self, ev, num_samples, sample_rate):
         t, env = _decay(self.length, 0.02, sample_rate)
         knock = 0.5 * env * (np.sin(2 * np.pi * 380 * t) + 0.6 * np.sin(2 * np.pi * 1130 * t))
-        out = np.zeros(num_samples)
-        for onset in ev.times:
-            _place(out, onset, knock, sample_rate)
-        return out
+        return _at_every_onset(knock, ev.times, num_samples, sample_rate)
 
 
 class GlassClinking(ToyClass):
@@ -53,10 +50,7 @@ class GlassClinking(ToyClass):
     def sound(self, ev, num_samples, sample_rate):
         t, env = _decay(self.length, 0.18, sample_rate)
         ping = 0.25 * env * (np.sin(2 * np.pi * 3150 * t) + 0.3 * np.sin(2 * np.pi * 4720 * t))
-        out = np.zeros(num_samples)
-        for onset in ev.times:
-            _place(out, onset, ping, sample_rate)
-        return out
+        return _at_every_onset(ping, ev.times, num_samples, sample_rate)
 
 
 class WaterDripping(ToyClass):
@@ -80,10 +74,7 @@ class WaterDripping(ToyClass):
         t, env = _decay(self.length, 0.025, sample_rate)
         phase = 2 * np.pi * (600 * t + 0.5 * 6000 * t ** 2)  # 600 Hz rising at 6 kHz/s
         plop = 0.5 * env * np.sin(phase)
-        out = np.zeros(num_samples)
-        for onset in ev.times:
-            _place(out, onset, plop, sample_rate)
-        return out
+        return _at_every_onset(plop, ev.times, num_samples, sample_rate)
 
 
 class WhistleBlowing(ToyClass):
