@@ -189,6 +189,18 @@ def load_safetensors_model(build: Callable[[], torch.nn.Module], weights: Path, 
     return model.eval().requires_grad_(False)
 
 
+def save_safetensors_model(model: torch.nn.Module, config: dict, config_path: Path, weights: Path) -> None:
+    """What ``load_safetensors_model`` reads: ``config`` as JSON at ``config_path`` and the model's tensors as
+    safetensors at ``weights`` (folders created), each file written to a temporary name and renamed."""
+    from safetensors.torch import save_file
+
+    from extractors.atomic import atomic_path, atomic_write_text
+
+    atomic_write_text(config_path, json.dumps(config, indent=1) + "\n")
+    with atomic_path(weights) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+
+
 def _shape(value) -> tuple[int, ...]:
     return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
 

@@ -40,7 +40,6 @@ header, then reads weights only; each failure is one line naming the file.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -49,7 +48,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from extractors.checkpoint import load_safetensors_model, read_config_json
+from extractors.checkpoint import load_safetensors_model, read_config_json, save_safetensors_model
 from extractors.encoders import StreamSpec
 from mapper.arguments import check_int, check_number
 from mapper.config import LIMITS, check_streams
@@ -218,13 +217,8 @@ class VideoEnvelopePredictor(nn.Module):
         return self.frame_out(nn.functional.gelu(self.norm_out(h)))[:, 0]  # (B, E)
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created)."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created; each file atomically)."""
+        save_safetensors_model(self, self.config.to_dict(), Path(folder) / CONFIG_FILE, Path(folder) / WEIGHTS_FILE)
 
 
 def envelope_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from extractors.checkpoint import load_safetensors_model
+from extractors.checkpoint import load_safetensors_model, save_safetensors_model
 from extractors.envelope import FLOOR_DB
 
 CONFIG_FILE = "config.json"
@@ -149,13 +149,8 @@ class EnvelopeHead(nn.Module):
         return self.frame_out(nn.functional.silu(self.out_norm(h)))[:, 0]  # (B, T)
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created)."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(folder / WEIGHTS_FILE))
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created; each file atomically)."""
+        save_safetensors_model(self, self.config.to_dict(), Path(folder) / CONFIG_FILE, Path(folder) / WEIGHTS_FILE)
 
 
 def build_envelope_head(config: EnvelopeHeadConfig = EnvelopeHeadConfig(), seed: int = 0) -> EnvelopeHead:
