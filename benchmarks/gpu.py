@@ -19,7 +19,7 @@ short GPU window:
    script's analytic FLOP count.
 3. generation (``benchmarks.generation.measure_decoder``): the full-size AudioLDM-2 decoder in fp16
    behind the tiny extractors and a paper-size mapper: seconds per 10 s clip with the fast preset
-   (DPM-Solver++, 25 steps) and the paper preset (DDIM, 100 steps), then one 5-minute video (fast
+   and the paper preset (DDIM, 100 steps), then one 5-minute video (fast
    preset, 40 windows), whole pipeline.
 4. evaluation (``benchmarks.evaluation.rows_for`` / ``measure``): each embedder at paper size
    (random weights) on 8-s clips: model-only clips/s and, for audio rows, end-to-end clips/s (wav
