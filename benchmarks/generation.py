@@ -20,6 +20,8 @@ Prints, from one run:
    The ratio is printed twice: with the separately measured medians, and with the UNet / VAE /
    vocoder time measured inside the same run (forward hooks), which a shared machine's changing
    load cannot skew.
+   Then the VAE decode's input layout: channels-last (what ``decode_latents`` uses on a CPU) against the
+   default, side by side, for the toy VAE and the full-size one (section "layout").
 2. Long videos on the tiny preset (whole pipeline, fast preset cut to --longform-steps, streamed
    to a wav as the CLI does), each length in a fresh process: seconds per audio-second at 10, 60
    and 300 s (goal: constant within +-10 %), and peak RSS (goal: <= +20 % from 10 s to 300 s).
@@ -294,6 +296,31 @@ def measure_decoder(pipe, fast_steps: int, paper_steps: int, device: torch.devic
             "peak_bytes": peaks}
 
 
+def bench_decode_layout(device: torch.device, dtype: torch.dtype, rounds: int = 3) -> dict:
+    """The VAE decode of one 10.24 s latent with the latent in channels-last (what ``decode_latents`` does on a
+    CPU) against the default layout, interleaved over ``rounds`` rounds (medians), for the shipped toy VAE and the
+    full-size one (random weights): the ratio is what the layout saves."""
+    from mapper.decoders.audioldm2 import load_audioldm2
+
+    print("\n== VAE decode layout: channels-last vs default, one 10.24 s latent ==")
+    ratios = {}
+    for name, vae in (("toy", load_audioldm2("toy").vae), ("full-size", full_size_audioldm2().vae)):
+        vae = vae.to(device) if dtype == torch.float32 else vae.to(device=device, dtype=dtype)
+        latent = torch.randn(1, vae.config.latent_channels, 256, 16, device=device, dtype=dtype)  # (1, 8, T, F)
+        layouts = {"default": latent, "channels-last": latent.contiguous(memory_format=torch.channels_last)}
+        times = {layout: [] for layout in layouts}
+        with torch.inference_mode():
+            for _ in range(rounds):
+                for layout, value in layouts.items():
+                    times[layout].append(median_time(lambda: vae.decode(value), 1, device,
+                                                     warmup=0 if times[layout] else 1))
+        seconds = {layout: statistics.median(values) for layout, values in times.items()}
+        ratios[name] = seconds["channels-last"] / seconds["default"]
+        print(f"{name:9s} VAE: default {seconds['default']:.3f} s, channels-last {seconds['channels-last']:.3f} s "
+              f"-> {ratios[name]:.2f}x the time")
+    return ratios
+
+
 # ----------------------------------------------------------------------------------------------
 # 2: long videos (tiny preset), one fresh process per length
 
@@ -441,8 +468,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lengths", type=int, nargs="+", default=[10, 60, 300], help="long-form video lengths (s)")
     parser.add_argument("--seam-seconds", type=int, default=60, help="toy video length for the seam scores")
     parser.add_argument("--seam-mapper", default=None, help="a trained tiny mapper for the seam scores (default: untrained)")
-    parser.add_argument("--sections", nargs="+", default=["decoder", "longform", "seams", "mapper"],
-                        choices=("decoder", "longform", "seams", "mapper"))  # fmt: skip
+    parser.add_argument("--sections", nargs="+", default=["decoder", "layout", "longform", "seams", "mapper"],
+                        choices=("decoder", "layout", "longform", "seams", "mapper"))  # fmt: skip
     parser.add_argument("--longform-child", nargs=3, metavar=("VIDEO", "STEPS", "OUT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -464,6 +491,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if "decoder" in args.sections:
             bench_decoder(args, device, dtype, Path(tmp))
+        if "layout" in args.sections:
+            bench_decode_layout(device, dtype)
         if "longform" in args.sections:
             bench_longform(args, Path(tmp))
         if "seams" in args.sections:

@@ -56,11 +56,16 @@ class LatentGeometry:
 @torch.no_grad()
 def decode_latents(vae, vocoder, latents: torch.Tensor, frame_samples: int) -> np.ndarray:
     """Latents (B, C, T, F) -> waveforms (B, T * frame_samples) float32, one item at a time
-    (the VAE decoder's activations are the largest tensors of the whole pipeline)."""
+    (the VAE decoder's activations are the largest tensors of the whole pipeline; batching them is no faster on
+    a CPU either). On a CPU the latent goes in channels-last: the decoder's convolutions then run in oneDNN's
+    native layout, 0.8 x the time of the toy VAE's decode on this project's 2-core Xeon (the UNet gains nothing
+    from it, so it is left as it is; on a GPU nothing changes, as it was not measured there)."""
     length = latents.shape[2] * frame_samples
     out = np.zeros((latents.shape[0], length), np.float32)
+    layout = torch.channels_last if latents.device.type == "cpu" else torch.contiguous_format
     for i, latent in enumerate(latents):
-        mel = vae.decode(latent[None] / vae.config.scaling_factor).sample  # (1, 1, T*4, mels)
+        latent = (latent[None] / vae.config.scaling_factor).contiguous(memory_format=layout)
+        mel = vae.decode(latent).sample  # (1, 1, T*4, mels)
         audio = vocoder(mel.squeeze(1)).float().cpu().numpy()[0]  # (~T * frame_samples,)
         out[i, : min(length, len(audio))] = audio[:length]
     return out
