@@ -96,6 +96,10 @@ class _Track:
     next: int = 0
     tokens: list = field(default_factory=list)
     envelope: dict = field(default_factory=dict)  # timeline latent frame -> the target it was guided towards
+    continues: bool = False  # some window continues a known latent: sampled with the continuation scheduler
+
+    def sampling(self, sampling: SamplingConfig) -> SamplingConfig:
+        return sampling.for_continuation() if self.continues else sampling
 
     @property
     def window(self) -> Window:
@@ -451,6 +455,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
             carry=reference,
             reference=None if reference is None else self.decode_latents(reference)[0],
             reference_fade=min(round(long_form.reference_fade_seconds * self.sample_rate), reference_frames * self.frame_samples),
+            continues=reference is not None or (long_form.mode == "inpaint" and len(plan) > 1),
         )
 
     def _advance(
@@ -467,16 +472,16 @@ class VideoToAudioPipeline(DiffusionPipeline):
                 events.append(ClipFailed(track.index, error))
         tokens = self.map_features(features) if ready else None  # (B, N, D): one mapper batch for all videos
         envelopes = self.predict_envelopes(features) if ready and sync_guidance else None  # (B, E)
-        groups: dict[int, list[int]] = {}
+        groups: dict[tuple[int, bool], list[int]] = {}  # one UNet batch per window length and sampler
         for i, track in enumerate(ready):
-            groups.setdefault(track.window.length, []).append(i)
+            groups.setdefault((track.window.length, track.continues), []).append(i)
         for members in groups.values():
             group = [ready[i] for i in members]
             group_tokens = tokens[members]  # (B, N, D)
             targets = None if envelopes is None else np.stack([
                 window_envelope(envelopes[i], self.envelope_predictor.config.frame_seconds, ready[i].window,
                                 self.frame_samples / self.sample_rate) for i in members])  # (B, window frames)
-            latents = self._sample(group, group_tokens, sampling, long_form, targets, sync_guidance)
+            latents = self._sample(group, group_tokens, group[0].sampling(sampling), long_form, targets, sync_guidance)
             audio = self.decode_latents(latents)  # (B, samples)
             for k, (track, latent, wave, window_tokens) in enumerate(zip(group, latents, audio, group_tokens)):
                 if targets is not None:  # kept for the result (a later window's target wins on an overlap)
