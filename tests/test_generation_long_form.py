@@ -91,9 +91,9 @@ def test_inpainting_joins_are_more_seamless_than_crossfade(tiny_pipeline, tmp_pa
 
 
 def test_requests_that_continue_a_latent_use_the_continuation_scheduler(tiny_pipeline, tmp_path, monkeypatch):
-    """fast samples a one-window clip with Euler ancestral, and every window of a long video in inpaint mode (or of a
-    reference continuation) with the deterministic Euler; a named scheduler samples everything; a clip sounds the
-    same whether or not a continuing request shares its call."""
+    """fast samples a one-window clip with Euler ancestral, and every window of a long video (in either join mode, so
+    the modes differ only in the join) or of a reference continuation with the deterministic Euler; a named
+    scheduler samples everything; a clip sounds the same whether or not a continuing request shares its call."""
     import mapper.generation.pipeline as pipeline_module
 
     used = []  # (scheduler, rows) per UNet batch
@@ -109,8 +109,8 @@ def test_requests_that_continue_a_latent_use_the_continuation_scheduler(tiny_pip
     tiny_pipeline(long, "dog barking", **fast)
     assert used == ["EulerDiscreteScheduler"] * 3  # 3 windows, all continued alike
     used.clear()
-    tiny_pipeline(long, "dog barking", mode="crossfade", **fast)  # no known latent: nothing to continue
-    assert used == ["EulerAncestralDiscreteScheduler"] * 3
+    tiny_pipeline(long, "dog barking", mode="crossfade", **fast)
+    assert used == ["EulerDiscreteScheduler"] * 3
     used.clear()
     tiny_pipeline(long, "dog barking", scheduler="DPMSolverMultistepScheduler", **fast)
     assert used == ["DPMSolverMultistepScheduler"] * 3

@@ -96,7 +96,7 @@ class _Track:
     next: int = 0
     tokens: list = field(default_factory=list)
     envelope: dict = field(default_factory=dict)  # timeline latent frame -> the target it was guided towards
-    continues: bool = False  # some window continues a known latent: sampled with the continuation scheduler
+    continues: bool = False  # several windows or a reference: sampled with the continuation scheduler
 
     def sampling(self, sampling: SamplingConfig) -> SamplingConfig:
         return sampling.for_continuation() if self.continues else sampling
@@ -455,7 +455,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
             carry=reference,
             reference=None if reference is None else self.decode_latents(reference)[0],
             reference_fade=min(round(long_form.reference_fade_seconds * self.sample_rate), reference_frames * self.frame_samples),
-            continues=reference is not None or (long_form.mode == "inpaint" and len(plan) > 1),
+            continues=reference is not None or len(plan) > 1,  # crossfade too: the two join modes differ only in the join
         )
 
     def _advance(

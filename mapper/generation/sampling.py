@@ -17,8 +17,9 @@ Both were chosen from the whole grid (288 settings, 30 held-out toy clips, the t
 ``fast`` was DPM-Solver++ 2M at 25 steps and CFG 3.5 (FD x1.01 of DDIM-100 on the same clips).
 
 Continuations. ``fast`` and ``turbo`` sample a request that continues a known latent (a video longer than one
-window in inpaint mode, whose later windows continue the previous one's overlap, or a reference sound) with
-Euler's deterministic solver on the same sigmas (``continuation_scheduler``), all its windows alike. Euler
+window, whose later windows continue the previous one's overlap, or a reference sound) with Euler's
+deterministic solver on the same sigmas (``continuation_scheduler``), all its windows alike; in crossfade mode
+too, so the two join modes differ only in the join. Euler
 ancestral draws fresh noise at every step, and its continuations join no better than a splice: on a
 Gaussian-process oracle whose exact continuation is known, seam 0.86 and 0.91 against a splice's 1.28 and
 0.80 (Euler: 0.65 and 1.41 against 2.77 and 2.26); on the 60 s toy video of ``notebooks/03_long_form.ipynb``
@@ -60,8 +61,8 @@ class SamplingConfig:
     negative_mode: NegativeMode = "audioldm2"  # GPT-2 stream of the negative branch (see module doc)
     eta: float = 0.0  # DDIM's eta (stochasticity); ignored by schedulers without it
     scheduler_kwargs: dict = field(default_factory=dict)  # passed to from_config (solver options)
-    # The scheduler of a request that continues a known latent (a video longer than one window in inpaint mode,
-    # or a reference sound), for all of its windows; None: ``scheduler`` itself. See "Continuations" above.
+    # The scheduler of a request that continues a known latent (a video longer than one window, or a reference
+    # sound), for all of its windows; None: ``scheduler`` itself. See "Continuations" above.
     continuation_scheduler: str | None = None
 
     def __post_init__(self):  # the scheduler's name and the steps' upper bound are checked against a model
