@@ -4,6 +4,7 @@
     python -m benchmarks.sampling                            # the whole grid (hours on 2 CPU cores; resumable)
     python -m benchmarks.sampling --report-only              # the table, the frontier plot and the choice, from
                                                              # what is measured
+    python -m benchmarks.sampling --seed-check --also euler/25/5   # the chosen presets at other sampling seeds
 
 Clips: the held-out (test) clips of the toy recipe's world (``--world``), rendered from their *video* by a
 trained toy mapper (``--mapper``, default the last one trained) with their label, through the pipeline's
@@ -25,6 +26,11 @@ clip, the Pareto frontier drawn) and ``OUT/choice.json``, the presets chosen fro
 
     fast   the cheapest setting (seconds per clip) within 5 % of the best FD and 0.02 of the best class accuracy
     turbo  the setting with the best FD at <= 8 UNet evaluations per clip (class accuracy breaks ties)
+
+The grid renders each clip with one seed, and on 30 clips FD moves with the seed by more than the grid's
+differences between good settings. ``--seed-check`` renders the chosen presets, the reference and ``--also``
+settings with clip i seeded i + offset (``--offsets``, default 0, 100, 200) into ``OUT/seeds.json``, and the
+report adds their per-seed scores and means.
 
 ``mapper.generation.sampling.SAMPLING_PRESETS`` carries them by hand; ``tests/test_sampling_presets.py`` checks
 that they resolve to ``docs/sampling/choice.json``.
@@ -74,6 +80,11 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true", help="no rendering: the report from results.jsonl")
     p.add_argument("--time-check", action="store_true",
                    help="time the reference and the chosen presets side by side (interleaved rounds) into timing.json")
+    p.add_argument("--seed-check", action="store_true",
+                   help="score the chosen presets, the reference and --also at other sampling seeds into seeds.json")
+    p.add_argument("--offsets", default="0,100,200",
+                   help="--seed-check: seed offsets, comma-separated (clip i is seeded i + offset; 0 is the grid's own)")
+    p.add_argument("--also", default="", help="--seed-check: more setting keys, comma-separated (e.g. euler/25/5)")
     args = p.parse_args(argv)
     schedulers = QUICK["schedulers"] if args.quick else tuple(args.schedulers.split(","))
     unknown = [s for s in schedulers if s not in SCHEDULERS]
@@ -82,7 +93,19 @@ def main(argv=None) -> int:
     out = args.out / "quick" if args.quick else args.out
     settings = grid(schedulers, QUICK["steps"] if args.quick else STEPS, QUICK["guidance"] if args.quick else GUIDANCE)
     torch.set_num_threads(args.threads)
-    if not args.report_only and not args.time_check:
+    if args.seed_check:
+        try:
+            offsets = [int(value) for value in args.offsets.split(",")]
+            extra = [Setting.of(key).key for key in args.also.split(",") if key]
+        except ValueError as error:
+            p.error(f"--offsets / --also: {error}")
+        unknown = [key for key in extra if Setting.of(key).scheduler not in SCHEDULERS]
+        if unknown:
+            p.error(f"--also: unknown scheduler in {', '.join(unknown)}; known: {', '.join(SCHEDULERS)}")
+        if any(offset < 0 for offset in offsets):
+            p.error(f"--offsets must be integers >= 0, got {args.offsets!r}")
+        seed_check(out, args.mapper, args.world, offsets, extra, QUICK["clips"] if args.quick else args.clips)
+    elif not args.report_only and not args.time_check:
         measure(settings, out, args.mapper, args.world, QUICK["clips"] if args.quick else args.clips)
     from benchmarks.sampling_report import write_report
 
@@ -118,6 +141,50 @@ def time_check(out: Path, mapper: Path | None, world: Path | None, clips: int = 
               "seconds_per_clip": {name: statistics.median(values) for name, values in times.items()},
               "settings": keys}
     (out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
+
+
+def seed_check(out: Path, mapper: Path | None, world: Path | None, offsets: list[int], extra: list[str],
+               clips: int) -> None:
+    """FD, class accuracy and event-sync error of the settings ``choice.json`` names (and ``extra`` keys) with
+    clip i seeded i + offset, for each offset -> ``out/seeds.json`` (rewritten after each setting: a rerun skips
+    what is there). Offset 0 is the grid's own render, taken from ``results.jsonl`` when it is there."""
+    from evaluation.toy_classifier import load_toy_classifier
+    from evaluation.toy_report import held_out_clips, real_embedding, score
+    from extractors.atomic import atomic_write_text
+    from mapper.generation.loading import load_pipeline
+    from toy_world.folders import WORLD_DIR
+
+    choice = json.loads((out / "choice.json").read_text())
+    keys = [f"{entry['name']}/{entry['num_inference_steps']}/{entry['guidance_scale']:g}"
+            for entry in choice.values() if isinstance(entry, dict) and "num_inference_steps" in entry]
+    keys += [key for key in extra if key not in keys]
+    path, grid = out / "seeds.json", read_results(out)
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    if done and done.get("clips") != clips:
+        raise SystemExit(f"{path} holds {done.get('clips')} clips per setting, not {clips}: pass another --out")
+    pipe = load_pipeline(mapper=mapper)
+    held_out = held_out_clips(world or Path(WORLD_DIR), pipe.clip, limit=clips)
+    tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
+    classifier = load_toy_classifier()
+    real = real_embedding(held_out, pipe.sample_rate, classifier)
+    rows = done.get("rows", {})
+    for offset in offsets:
+        for key in keys:
+            if str(offset) in rows.get(key, {}):
+                continue
+            if offset == 0 and key in grid and grid[key]["clips"] == clips:
+                row = grid[key]
+            else:
+                audio = np.concatenate([pipe.render_tokens(tokens[i:i + 8], held_out.labels[i:i + 8],
+                                                           Setting.of(key).config(), seed=i + offset)
+                                        for i in range(0, len(held_out.ids), 8)])
+                row = score(audio, held_out, pipe.sample_rate, classifier, real=real)
+            rows.setdefault(key, {})[str(offset)] = {name: row[name] for name in
+                                                     ("fd", "class_accuracy", "event_sync_error_s")}
+            print(f"seed offset {offset}, {key}: FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, "
+                  f"sync {row['event_sync_error_s']:.3f} s", flush=True)
+            atomic_write_text(path, json.dumps({"clips": clips, "machine": machine_line(torch.device("cpu")),
+                                                "rows": rows}, indent=1) + "\n")
 
 
 def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path | None, clips: int) -> None:

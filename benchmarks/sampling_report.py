@@ -125,11 +125,42 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
              "per clip (a guided step counts two). Schedulers other than DDIM take the toy decoder's saved "
              "`timestep_spacing` (\"leading\").")
     text = "\n".join(["# Sampling settings, measured", "", about, "", *[f"- {line}" for line in summary], "",
+                      *_seeds_section(out / "seeds.json", chosen["reference"]),
                       "![FD against seconds per clip](frontier.png)", "",
                       "## The Pareto frontier (no setting is both faster and closer)", "", *table,
                       *map(_line, frontier), "", "## Every setting", "", *table, *map(_line, order), ""])
     atomic_write_text(out / "sampling.md", text)
     return "\n".join(summary)
+
+
+def _seeds_section(path: Path, reference: dict | None) -> list[str]:
+    """Lines of the report for ``seeds.json`` (``benchmarks.sampling --seed-check``): each setting's FD and class
+    accuracy per seed offset, their means and, over the offsets the reference has too, the ratios of the means."""
+    if not path.is_file():
+        return []
+    seeds = json.loads(path.read_text())
+    rows = seeds["rows"]
+    offsets = sorted({int(offset) for per in rows.values() for offset in per})
+    reference_key = reference["key"] if reference else None
+    lines = ["## Across sampling seeds", "",
+             f"`--seed-check` ({seeds['clips']} clips; {seeds['machine']}): FD / class accuracy with clip i seeded "
+             "i + offset. The grid above is offset 0.", "",
+             "| setting | " + " | ".join(f"offset {o}" for o in offsets) + " | mean | mean vs DDIM-100 |",
+             "|---|" + "---|" * (len(offsets) + 2)]
+    for key, per in rows.items():
+        cells = [f"{per[str(o)]['fd']:.2f} / {per[str(o)]['class_accuracy']:.2f}" if str(o) in per else "" for o in offsets]
+        fd = sum(v["fd"] for v in per.values()) / len(per)
+        accuracy = sum(v["class_accuracy"] for v in per.values()) / len(per)
+        ratio = ""
+        if reference_key in rows and key != reference_key:
+            shared = [o for o in per if o in rows[reference_key]]
+            ref_fd = sum(rows[reference_key][o]["fd"] for o in shared) / len(shared)
+            ref_accuracy = sum(rows[reference_key][o]["class_accuracy"] for o in shared) / len(shared)
+            own_fd = sum(per[o]["fd"] for o in shared) / len(shared)
+            own_accuracy = sum(per[o]["class_accuracy"] for o in shared) / len(shared)
+            ratio = f"FD x{own_fd / ref_fd:.2f}, class x{own_accuracy / ref_accuracy:.2f}"
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {fd:.2f} / {accuracy:.2f} | {ratio} |")
+    return [*lines, ""]
 
 
 def _plot(path: Path, rows: list[dict], chosen: dict) -> None:

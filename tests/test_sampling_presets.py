@@ -71,3 +71,23 @@ def test_the_presets_are_the_measured_choice():
             measured["scheduler"], measured["scheduler_kwargs"], measured["num_inference_steps"],
             measured["guidance_scale"]), name
     assert SAMPLING_PRESETS["paper"].scheduler == "DDIMScheduler" and SAMPLING_PRESETS["paper"].num_inference_steps == 100
+
+
+def test_the_report_gives_each_seeds_scores_their_mean_and_the_ratio_to_the_reference(tmp_path):
+    from benchmarks.sampling_report import write_report
+
+    rows = [_row("ddim", 100, 3.5, fd=8.0, accuracy=0.80, seconds=3.0),
+            _row("euler_a", 4, 5.0, fd=8.8, accuracy=0.90, seconds=0.3)]
+    seeds = {"clips": 30, "machine": "test", "rows": {
+        "ddim/100/3.5": {"0": {"fd": 8.0, "class_accuracy": 0.80, "event_sync_error_s": 0.5},
+                         "100": {"fd": 6.0, "class_accuracy": 1.00, "event_sync_error_s": 0.5}},
+        "euler_a/4/5": {"0": {"fd": 8.8, "class_accuracy": 0.90, "event_sync_error_s": 0.5},
+                        "100": {"fd": 5.2, "class_accuracy": 0.90, "event_sync_error_s": 0.5},
+                        "200": {"fd": 9.0, "class_accuracy": 0.60, "event_sync_error_s": 0.5}}}}
+    (tmp_path / "seeds.json").write_text(json.dumps(seeds))
+    write_report(tmp_path, {r["key"]: r for r in rows}, [r["key"] for r in rows])
+    page = (tmp_path / "sampling.md").read_text()
+    assert "| offset 0 | offset 100 | offset 200 | mean | mean vs DDIM-100 |" in page
+    # the ratio uses the offsets the reference has too: (8.8 + 5.2) / 2 = 7.0 against 7.0
+    assert "| euler_a/4/5 | 8.80 / 0.90 | 5.20 / 0.90 | 9.00 / 0.60 | 7.67 / 0.80 | FD x1.00, class x1.00 |" in page
+    assert "| ddim/100/3.5 | 8.00 / 0.80 | 6.00 / 1.00 |  | 7.00 / 0.90 |  |" in page
