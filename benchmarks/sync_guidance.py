@@ -4,11 +4,12 @@
     python -m benchmarks.sync_guidance --grid 0.02:0.3,0.045:0.3,0.1:0.3,0.045:1.0 --json grid.json
     python -m benchmarks.sync_guidance --offset 30              # another 30 clips (the default was chosen on 0-29)
     python -m benchmarks.sync_guidance --mapper runs/toy/mapper  # the full pipeline, envelopes from the video
+    python -m benchmarks.sync_guidance --mapper runs/toy/mapper --seed-offset 100  # the same clips, other seeds
 
 Clips: the first ``--clips`` 10 s clips (from ``--offset``) of toy world seed 11 (80 planned clips), unseen by
 the toy decoder (seed 1), its envelope head (seed 1) and the toy classifier (seed 2). Each is rendered by
 the shipped toy AudioLDM-2 from its true audio's AudioMAE tokens and its label, fast preset (25 steps), row i
-of a batch seeded i, three ways per setting (``SCALE:FIRST_FRACTION``):
+of a batch seeded i (i + ``--seed-offset``), three ways per setting (``SCALE:FIRST_FRACTION``):
 
     unguided    no envelope (once)
     true        guided towards the clip's own envelope (``extractors.envelope.audio_envelope`` of its audio)
@@ -65,6 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--offset", type=int, default=0, help="skip this many clips of the world first")
     p.add_argument("--grid", type=lambda text: [setting(s) for s in text.split(",")], default=None,
                    help="SCALE:FIRST_FRACTION,... (default: the default setting)")
+    p.add_argument("--seed-offset", type=int, default=0,
+                   help="render clip i with seed i + this (default 0); on 30 clips the sync error and FD move with it")
     p.add_argument("--head", default="toy", help="'toy' or an envelope head folder")
     p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds (medians)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared machine's cores)")
@@ -73,6 +76,8 @@ def main(argv=None) -> int:
                    help="a trained toy mapper folder: the full pipeline, envelopes predicted from the video")
     p.add_argument("--world", type=Path, default=None, help="with --mapper: its toy world (default: the recipe's)")
     args = p.parse_args(argv)
+    if args.seed_offset < 0:
+        p.error(f"--seed-offset must be an integer >= 0, got {args.seed_offset}")
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
@@ -115,7 +120,7 @@ def run(args) -> int:
 
     def render(target, config, count=len(specs)):
         return np.concatenate([
-            pipe.render_tokens(tokens[i:min(i + 8, count)], labels[i:min(i + 8, count)], sampling, seed=i,
+            pipe.render_tokens(tokens[i:min(i + 8, count)], labels[i:min(i + 8, count)], sampling, seed=i + args.seed_offset,
                                envelope=None if target is None else target[i:min(i + 8, count)],
                                sync_guidance=config)
             for i in range(0, count, 8)])
@@ -172,7 +177,7 @@ def run_from_video(args) -> int:
 
     def render(target, config):
         return np.concatenate([
-            pipe.render_tokens(tokens[i:i + 8], clips.labels[i:i + 8], sampling, seed=i,
+            pipe.render_tokens(tokens[i:i + 8], clips.labels[i:i + 8], sampling, seed=i + args.seed_offset,
                                envelope=None if target is None else target[i:i + 8], sync_guidance=config)
             for i in range(0, len(clips.ids), 8)])
 
