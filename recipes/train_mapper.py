@@ -80,7 +80,9 @@ def main(args: list[str] | None = None) -> dict | int:
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from mapper.training import MapperDataModule, MapperModule
+    from recipes.lightning_compat import quiet_lightning_tips
 
+    quiet_lightning_tips()  # building the Trainer logs a tip to install Lightning's cloud logger (see the module)
     try:
         cli = _cli_class()(
             MapperModule,
