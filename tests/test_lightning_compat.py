@@ -9,7 +9,11 @@ from lightning.pytorch.loggers import CSVLogger
 from recipes.lightning_compat import RANK_ZERO_LOGGER, quiet_lightning_tips
 
 
-def test_a_trainer_logs_no_tip_once_quieted_and_lightnings_other_lines_pass(caplog, tmp_path):
+def test_a_trainer_logs_no_tip_once_quieted_and_lightnings_other_lines_pass(caplog, tmp_path, monkeypatch):
+    logger = logging.getLogger(RANK_ZERO_LOGGER)
+    # Lightning's own state: a test that ran the recipe before may have quieted it (restored afterwards)
+    monkeypatch.setattr(logger, "filters", [f for f in logger.filters if type(f).__name__ != "_NoTips"])
+
     def tips_when_building():
         caplog.clear()
         with caplog.at_level(logging.INFO, logger=RANK_ZERO_LOGGER):
@@ -24,5 +28,4 @@ def test_a_trainer_logs_no_tip_once_quieted_and_lightnings_other_lines_pass(capl
     after = tips_when_building()
     assert not any(message.startswith("💡 Tip:") for message in after)
     assert "GPU available: False" in after
-    logger = logging.getLogger(RANK_ZERO_LOGGER)
     assert sum(type(f).__name__ == "_NoTips" for f in logger.filters) == 1
