@@ -116,21 +116,48 @@ def main(argv=None) -> int:
     return 0
 
 
+def _chosen_keys(out: Path) -> dict[str, str]:
+    """{preset name: setting key} of the settings ``out/choice.json`` names (fast, turbo, reference)."""
+    choice = json.loads((out / "choice.json").read_text())
+    return {name: f"{entry['name']}/{entry['num_inference_steps']}/{entry['guidance_scale']:g}"
+            for name, entry in choice.items() if isinstance(entry, dict) and "num_inference_steps" in entry}
+
+
+def _mapper_identity(mapper: Path | None) -> tuple[Path, str]:
+    """The mapper folder (default: the last trained) and its weights' sha256 prefix, which every row records so
+    that rows of another mapper are never mixed in."""
+    from extractors.file_hash import file_sha256
+    from mapper.last_mapper import last_mapper
+
+    mapper_dir = Path(mapper) if mapper is not None else last_mapper()
+    return mapper_dir, file_sha256(mapper_dir / "model.safetensors")[:16]
+
+
+def _held_out(mapper: Path | None, world: Path | None, clips: int):
+    """(pipeline, the world's first ``clips`` held-out clips, their mapper tokens (B, N, D))."""
+    from evaluation.toy_report import held_out_clips
+    from mapper.generation.loading import load_pipeline
+    from toy_world.folders import WORLD_DIR
+
+    pipe = load_pipeline(mapper=mapper)
+    held_out = held_out_clips(world or Path(WORLD_DIR), pipe.clip, limit=clips)
+    tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
+    return pipe, held_out, tokens
+
+
+def _render(pipe, tokens: torch.Tensor, held_out, setting: Setting, seed_offset: int = 0) -> np.ndarray:
+    """(B, samples): every held-out clip rendered with ``setting``, in batches of 8, clip i seeded i + ``seed_offset``."""
+    return np.concatenate([pipe.render_tokens(tokens[i:i + 8], held_out.labels[i:i + 8], setting.config(),
+                                              seed=i + seed_offset) for i in range(0, len(held_out.ids), 8)])
+
+
 def time_check(out: Path, mapper: Path | None, world: Path | None, clips: int = 8, rounds: int = 3) -> None:
     """Seconds per clip of the reference and of the settings ``choice.json`` names, in interleaved rounds on
     ``clips`` clips (medians: a shared machine's load falls on all of them alike) -> ``out/timing.json``."""
     import statistics
 
-    from evaluation.toy_report import held_out_clips
-    from mapper.generation.loading import load_pipeline
-    from toy_world.folders import WORLD_DIR
-
-    choice = json.loads((out / "choice.json").read_text())
-    keys = {name: f"{entry['name']}/{entry['num_inference_steps']}/{entry['guidance_scale']:g}"
-            for name, entry in choice.items() if isinstance(entry, dict) and "num_inference_steps" in entry}
-    pipe = load_pipeline(mapper=mapper)
-    held_out = held_out_clips(world or Path(WORLD_DIR), pipe.clip, limit=clips)
-    tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
+    keys = _chosen_keys(out)
+    pipe, held_out, tokens = _held_out(mapper, world, clips)
     times: dict[str, list[float]] = {name: [] for name in keys}
     for _ in range(rounds):
         for name, key in keys.items():
@@ -147,24 +174,21 @@ def seed_check(out: Path, mapper: Path | None, world: Path | None, offsets: list
                clips: int) -> None:
     """FD, class accuracy and event-sync error of the settings ``choice.json`` names (and ``extra`` keys) with
     clip i seeded i + offset, for each offset -> ``out/seeds.json`` (rewritten after each setting: a rerun skips
-    what is there). Offset 0 is the grid's own render, taken from ``results.jsonl`` when it is there."""
+    what is there). Offset 0 is the grid's own render, taken from ``results.jsonl`` when it is there and of the
+    same mapper and clips."""
     from evaluation.toy_classifier import load_toy_classifier
-    from evaluation.toy_report import held_out_clips, real_embedding, score
+    from evaluation.toy_report import real_embedding, score
     from extractors.atomic import atomic_write_text
-    from mapper.generation.loading import load_pipeline
-    from toy_world.folders import WORLD_DIR
 
-    choice = json.loads((out / "choice.json").read_text())
-    keys = [f"{entry['name']}/{entry['num_inference_steps']}/{entry['guidance_scale']:g}"
-            for entry in choice.values() if isinstance(entry, dict) and "num_inference_steps" in entry]
+    keys = list(_chosen_keys(out).values())
     keys += [key for key in extra if key not in keys]
+    mapper_dir, identity = _mapper_identity(mapper)
     path, grid = out / "seeds.json", read_results(out)
     done = json.loads(path.read_text()) if path.is_file() else {}
-    if done and done.get("clips") != clips:
-        raise SystemExit(f"{path} holds {done.get('clips')} clips per setting, not {clips}: pass another --out")
-    pipe = load_pipeline(mapper=mapper)
-    held_out = held_out_clips(world or Path(WORLD_DIR), pipe.clip, limit=clips)
-    tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
+    if done and (done.get("clips"), done.get("mapper_sha256")) != (clips, identity):
+        raise SystemExit(f"{path} holds {done.get('clips')} clips per setting of mapper {done.get('mapper_sha256')}, "
+                         f"not {clips} of {mapper_dir} ({identity}): pass another --out")
+    pipe, held_out, tokens = _held_out(mapper_dir, world, clips)
     classifier = load_toy_classifier()
     real = real_embedding(held_out, pipe.sample_rate, classifier)
     rows = done.get("rows", {})
@@ -172,19 +196,18 @@ def seed_check(out: Path, mapper: Path | None, world: Path | None, offsets: list
         for key in keys:
             if str(offset) in rows.get(key, {}):
                 continue
-            if offset == 0 and key in grid and grid[key]["clips"] == clips:
+            if offset == 0 and key in grid and (grid[key]["clips"], grid[key].get("mapper_sha256")) == (clips, identity):
                 row = grid[key]
             else:
-                audio = np.concatenate([pipe.render_tokens(tokens[i:i + 8], held_out.labels[i:i + 8],
-                                                           Setting.of(key).config(), seed=i + offset)
-                                        for i in range(0, len(held_out.ids), 8)])
-                row = score(audio, held_out, pipe.sample_rate, classifier, real=real)
+                row = score(_render(pipe, tokens, held_out, Setting.of(key), offset), held_out, pipe.sample_rate,
+                            classifier, real=real)
             rows.setdefault(key, {})[str(offset)] = {name: row[name] for name in
                                                      ("fd", "class_accuracy", "event_sync_error_s")}
             print(f"seed offset {offset}, {key}: FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, "
                   f"sync {row['event_sync_error_s']:.3f} s", flush=True)
-            atomic_write_text(path, json.dumps({"clips": clips, "machine": machine_line(torch.device("cpu")),
-                                                "rows": rows}, indent=1) + "\n")
+            atomic_write_text(path, json.dumps({"clips": clips, "mapper_sha256": identity,
+                                                "machine": machine_line(torch.device("cpu")), "rows": rows},
+                                               indent=1) + "\n")
 
 
 def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path | None, clips: int) -> None:
@@ -192,23 +215,14 @@ def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path
     from evaluation.metrics import inception_score
     from evaluation.protocol import SCORED_SECONDS
     from evaluation.toy_classifier import load_toy_classifier
-    from evaluation.toy_report import held_out_clips, real_embedding, score
-    from mapper.generation.loading import load_pipeline
-    from toy_world.folders import WORLD_DIR
+    from evaluation.toy_report import real_embedding, score
 
-    from extractors.file_hash import file_sha256
-    from mapper.last_mapper import last_mapper
-
-    mapper_dir = Path(mapper) if mapper is not None else last_mapper()
-    identity = file_sha256(mapper_dir / "model.safetensors")[:16]  # rows of another mapper are never mixed in
+    mapper_dir, identity = _mapper_identity(mapper)
     other = {row.get("mapper_sha256") for row in read_results(out).values()} - {identity}
     if other:
         raise SystemExit(f"{out}/results.jsonl holds settings measured with another mapper ({', '.join(sorted(other))});"
                          f" {mapper_dir} is {identity}: pass that mapper, or another --out")
-    pipe = load_pipeline(mapper=mapper_dir)
-    world = world or Path(WORLD_DIR)
-    held_out = held_out_clips(world, pipe.clip, limit=clips)
-    tokens = pipe.map_features([pipe.visual_features(v, s) for v, s in zip(held_out.videos, held_out.starts)])
+    pipe, held_out, tokens = _held_out(mapper_dir, world, clips)
     classifier = load_toy_classifier()
     real = real_embedding(held_out, pipe.sample_rate, classifier)
     calls = []
@@ -222,8 +236,7 @@ def measure(settings: list[Setting], out: Path, mapper: Path | None, world: Path
                 continue
             calls.clear()
             began = time.perf_counter()
-            audio = np.concatenate([pipe.render_tokens(tokens[i:i + 8], held_out.labels[i:i + 8], setting.config(),
-                                                       seed=i) for i in range(0, len(held_out.ids), 8)])
+            audio = _render(pipe, tokens, held_out, setting)
             seconds = (time.perf_counter() - began) / len(held_out.ids)
             row = score(audio, held_out, pipe.sample_rate, classifier, real=real)
             scored = round(SCORED_SECONDS * pipe.sample_rate)

@@ -9,6 +9,7 @@ compared with the reference (DDIM, 100 steps, guidance 3.5: the paper's decoding
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from benchmarks.sampling_grid import CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, TURBO_EVALUATIONS, Setting
@@ -147,19 +148,19 @@ def _seeds_section(path: Path, reference: dict | None) -> list[str]:
              "i + offset. The grid above is offset 0.", "",
              "| setting | " + " | ".join(f"offset {o}" for o in offsets) + " | mean | mean vs DDIM-100 |",
              "|---|" + "---|" * (len(offsets) + 2)]
+    def mean(per: dict, name: str, over) -> float:  # a score's mean over the given offsets (keys of per)
+        return statistics.fmean(per[offset][name] for offset in over)
+
     for key, per in rows.items():
         cells = [f"{per[str(o)]['fd']:.2f} / {per[str(o)]['class_accuracy']:.2f}" if str(o) in per else "" for o in offsets]
-        fd = sum(v["fd"] for v in per.values()) / len(per)
-        accuracy = sum(v["class_accuracy"] for v in per.values()) / len(per)
         ratio = ""
         if reference_key in rows and key != reference_key:
-            shared = [o for o in per if o in rows[reference_key]]
-            ref_fd = sum(rows[reference_key][o]["fd"] for o in shared) / len(shared)
-            ref_accuracy = sum(rows[reference_key][o]["class_accuracy"] for o in shared) / len(shared)
-            own_fd = sum(per[o]["fd"] for o in shared) / len(shared)
-            own_accuracy = sum(per[o]["class_accuracy"] for o in shared) / len(shared)
-            ratio = f"FD x{own_fd / ref_fd:.2f}, class x{own_accuracy / ref_accuracy:.2f}"
-        lines.append(f"| {key} | " + " | ".join(cells) + f" | {fd:.2f} / {accuracy:.2f} | {ratio} |")
+            reference_row = rows[reference_key]
+            shared = [offset for offset in per if offset in reference_row]
+            ratio = (f"FD x{mean(per, 'fd', shared) / mean(reference_row, 'fd', shared):.2f}, class "
+                     f"x{mean(per, 'class_accuracy', shared) / mean(reference_row, 'class_accuracy', shared):.2f}")
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {mean(per, 'fd', per):.2f} / "
+                     f"{mean(per, 'class_accuracy', per):.2f} | {ratio} |")
     return [*lines, ""]
 
 
