@@ -45,7 +45,7 @@ def test_train_mapper_reports_exports_and_renders_a_sample(trained):
                                       "video_no_label", "shuffled_no_label", "zeros_no_label"} <= report.keys()
     assert json.loads((work / "mapper" / "toy_report.json").read_text()).keys() == report.keys()  # stored beside the mapper
     assert report["vocoder"]["event_sync_error_s"] <= 0.05  # the audio path keeps the events where they were
-    assert {"guided", "guided_shuffled", "guided_true"} <= report.keys() and report["sync_guidance"] == 0.02
+    assert {"guided", "guided_shuffled", "guided_true"} <= report.keys() and report["sync_guidance"] == 0.045
     assert {"mse", "corr", "shuffled_mse", "shuffled_corr"} <= report["envelope"].keys()  # the predictor's accuracy
     assert all(0.0 <= row["class_accuracy"] <= 1.0 and np.isfinite(row["fd"]) for row in report.values()
                if isinstance(row, dict) and "class_accuracy" in row)

@@ -159,10 +159,24 @@ def test_a_window_reads_the_envelope_of_its_own_clip():
     out = window_envelope(envelope, 0.04, Window(start=0, end=12, known=0, video_start=0), 0.04)
     assert np.array_equal(out[:10], envelope) and np.isnan(out[10:]).all()
     # a reference of 4 frames before the clip (window from -4), and a later window whose clip starts at 20
-    out = window_envelope(envelope, 0.04, Window(start=-4, end=8, known=4, video_start=0), 0.04)
-    assert np.isnan(out[:4]).all() and np.array_equal(out[4:], envelope[:8])
-    out = window_envelope(envelope, 0.04, Window(start=16, end=28, known=4, video_start=20), 0.04)
-    assert np.isnan(out[:4]).all() and np.array_equal(out[4:], envelope[:8])
+    out = window_envelope(envelope, 0.04, Window(start=-4, end=10, known=4, video_start=0), 0.04)
+    assert np.isnan(out[:4]).all() and np.array_equal(out[4:], envelope)
+    out = window_envelope(envelope, 0.04, Window(start=16, end=30, known=4, video_start=20), 0.04)
+    assert np.isnan(out[:4]).all() and np.array_equal(out[4:], envelope)
     # a decoder with frames twice as long reads the envelope at its frames' centres
     out = window_envelope(envelope, 0.04, Window(start=0, end=6, known=0, video_start=0), 0.08)
     assert np.allclose(out[:5], [0.5, 2.5, 4.5, 6.5, 8.5]) and np.isnan(out[5])
+
+
+def test_a_window_shorter_than_its_clip_gets_its_part_of_the_envelope_re_standardised():
+    # a clip window of 10 frames, its last 4 padding (silence: low), z-scored over all 10, as extraction stores it
+    clip = np.array([0.0, 2.0, 0.0, 0.0, 2.0, 0.0, -5.0, -5.0, -5.0, -5.0], np.float32)
+    envelope = (clip - clip.mean()) / clip.std()
+    out = window_envelope(envelope, 0.04, Window(start=0, end=6, known=0, video_start=0), 0.04)  # a 6-frame video
+    assert np.allclose(out, [-0.70710677, 1.4142135, -0.70710677, -0.70710677, 1.4142135, -0.70710677])
+    assert envelope[:6].mean() > 0.5 and abs(out.mean()) < 1e-6 and out.std() == pytest.approx(1.0)
+    # the same at twice the frame length, and a flat part stays flat
+    out = window_envelope(envelope, 0.04, Window(start=0, end=3, known=0, video_start=0), 0.08)
+    assert abs(out.mean()) < 1e-6 and out.std() == pytest.approx(1.0)
+    flat = window_envelope(np.r_[np.ones(6), -np.ones(4)].astype(np.float32), 0.04, Window(0, 6, 0, 0), 0.04)
+    assert np.array_equal(flat, np.zeros(6, np.float32))
