@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import seed_offsets
 from benchmarks.sampling_grid import GUIDANCE, QUICK, SCHEDULERS, STEPS, Setting, grid
 from recipes.machine import machine_line
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
                    help="time the reference and the chosen presets side by side (interleaved rounds) into timing.json")
     p.add_argument("--seed-check", action="store_true",
                    help="score the chosen presets, the reference and --also at other sampling seeds into seeds.json")
-    p.add_argument("--offsets", default="0,100,200",
+    p.add_argument("--offsets", type=seed_offsets, default=[0, 100, 200],
                    help="--seed-check: seed offsets, comma-separated (clip i is seeded i + offset; 0 is the grid's own)")
     p.add_argument("--also", default="", help="--seed-check: more setting keys, comma-separated (e.g. euler/25/5)")
     args = p.parse_args(argv)
@@ -95,16 +96,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     if args.seed_check:
         try:
-            offsets = [int(value) for value in args.offsets.split(",")]
             extra = [Setting.of(key).key for key in args.also.split(",") if key]
         except ValueError as error:
-            p.error(f"--offsets / --also: {error}")
+            p.error(f"--also: {error}")
         unknown = [key for key in extra if Setting.of(key).scheduler not in SCHEDULERS]
         if unknown:
             p.error(f"--also: unknown scheduler in {', '.join(unknown)}; known: {', '.join(SCHEDULERS)}")
-        if any(offset < 0 for offset in offsets):
-            p.error(f"--offsets must be integers >= 0, got {args.offsets!r}")
-        seed_check(out, args.mapper, args.world, offsets, extra, QUICK["clips"] if args.quick else args.clips)
+        seed_check(out, args.mapper, args.world, args.offsets, extra, QUICK["clips"] if args.quick else args.clips)
     elif not args.report_only and not args.time_check:
         measure(settings, out, args.mapper, args.world, QUICK["clips"] if args.quick else args.clips)
     from benchmarks.sampling_report import write_report

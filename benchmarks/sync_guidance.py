@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common import seed_offsets
 from recipes.machine import machine_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -64,16 +65,6 @@ def setting(text: str) -> tuple[float, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected SCALE:FIRST_FRACTION, got {text!r}") from None
     return scale, fraction
-
-
-def seed_offsets(text: str) -> list[int]:
-    try:
-        offsets = [int(part) for part in text.split(",")]
-    except ValueError:
-        offsets = []
-    if not offsets or min(offsets) < 0 or len(set(offsets)) != len(offsets):
-        raise argparse.ArgumentTypeError(f"expected distinct integers >= 0 separated by commas, got {text!r}")
-    return offsets
 
 
 def main(argv=None) -> int:

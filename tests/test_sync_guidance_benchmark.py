@@ -1,16 +1,21 @@
-"""benchmarks.sync_guidance over several sampling seeds: the offsets it accepts and the mean it reports."""
+"""The toy benchmarks over several sampling seeds: the offsets they accept (benchmarks.common.seed_offsets) and the
+mean benchmarks.sync_guidance reports."""
 import pytest
 
+from benchmarks import sampling
 from benchmarks import sync_guidance as bench
+from benchmarks.common import seed_offsets
 
 
 def test_seed_offsets_are_distinct_integers_at_least_zero(capsys):
-    assert bench.seed_offsets("0") == [0] and bench.seed_offsets("0,100,200") == [0, 100, 200]
+    assert seed_offsets("0") == [0] and seed_offsets("0,100,200") == [0, 100, 200]
     for bad in ("1,1", "-1", "0,x", ""):
-        with pytest.raises(SystemExit) as stop:  # refused by the command line, before any model loads
-            bench.main(["--seed-offset", bad])
-        assert stop.value.code == 2
-        assert "--seed-offset: expected distinct integers >= 0" in capsys.readouterr().err
+        # refused by either benchmark's command line, before any model loads
+        for main, flag in ((bench.main, "--seed-offset"), (sampling.main, "--offsets")):
+            with pytest.raises(SystemExit) as stop:
+                main(["--seed-check", flag, bad] if flag == "--offsets" else [flag, bad])
+            assert stop.value.code == 2
+            assert f"{flag}: expected distinct integers >= 0" in capsys.readouterr().err
 
 
 def test_the_mean_over_seed_offsets_is_per_row_and_metric_and_keeps_each_offset():
