@@ -146,7 +146,9 @@ def mean_time(fn, items) -> float:
 def decode_section(items, long_item, clip: ClipConfig, repeats: int) -> dict[str, float]:
     ways = {
         "seek-based, frames only (read_clip, with_audio=False)": lambda it: read_clip(it.path, clip, it.start, with_audio=False),
-        "seek-based, frames + audio (read_clip, as extraction)": lambda it: read_clip(it.path, clip, it.start, with_audio=True),
+        "seek-based, frames + audio (read_clip)": lambda it: read_clip(it.path, clip, it.start, with_audio=True),
+        "seek-based, frames + audio + motion (read_clip, as extraction)":
+            lambda it: read_clip(it.path, clip, it.start, with_audio=True, motion=True),
         "decode-everything, frames only (PyAV)": lambda it: decode_everything(it.path, clip, it.start),
     }
     np.testing.assert_array_equal(read_clip(items[0].path, clip, with_audio=False).frames,
@@ -208,7 +210,7 @@ def compare(name: str, encode, e2e, items, clip, batch: int, workers: int, repea
     Model-only gets the frames as extraction hands them to the models: resized to `frame_size` by
     the workers when the preset's video models share one size (`shared_frame_size`), else as decoded.
     """
-    decoded = {it.path: read_clip(it.path, clip, it.start) for it in items}  # each file once
+    decoded = {it.path: read_clip(it.path, clip, it.start, motion=True) for it in items}  # each file once
     for d in decoded.values():
         d.frames = square_frames(d.frames, frame_size) if frame_size else d.frames
     clips = [decoded[it.path] for it in items]

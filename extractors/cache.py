@@ -26,8 +26,9 @@ rows (two writers without the lock) is refused on load and on resume until `repa
 that cannot be read is named in one line.
 
 Row columns: id, label, split, start, duration, num_valid_frames, one column per visual stream of the
-preset (e.g. cavp (T, Dc), timechat (W*Q, Dt)), audiomae (N, Da), envelope (clip.envelope_frames, 1: the
-audio's loudness envelope, ``extractors.envelope``), preset, preset_fingerprint.
+preset (e.g. cavp (T, Dc), timechat (W*Q, Dt)), motion (clip.envelope_frames, 16: the video's motion energy,
+``extractors.motion``), audiomae (N, Da), envelope (clip.envelope_frames, 1: the audio's loudness envelope,
+``extractors.envelope``), preset, preset_fingerprint.
 cache.json records each stream's shape and frame spans (``streams``).
 
 Training and inference caches (`require_audio` in cache.json): a training extraction requires the
@@ -68,7 +69,10 @@ __all__ = ["CACHE_FORMAT", "DTYPES", "CacheBusyError", "CacheMismatchError", "Co
 # 2: num_valid_frames column, nullable audiomae, per-rank shards and failure logs
 # 3: one column per named visual stream; stream spans in cache.json instead of a timechat_spans column
 # 4: the clip's loudness envelope (``envelope``, extractors.envelope), the target of timing control
-CACHE_FORMAT = 4
+# 5: the clip's motion-energy stream (``motion``, extractors.motion), which timing control's predictor reads
+CACHE_FORMAT = 5
+# what each older format lacks, for its one-line refusal
+_MISSING_IN = {4: "no motion stream, which timing control's envelope predictor reads"}
 DTYPES = ("float16", "float32")
 
 
@@ -303,7 +307,8 @@ class FeatureCache:
     def _meta_of_this_format(self) -> dict:
         meta = self.meta()
         if meta.get("format") != CACHE_FORMAT:
-            raise CacheMismatchError(f"{self.root}: cache format {meta.get('format')}, this toolkit reads format "
+            lacks = f" ({_MISSING_IN[meta['format']]})" if meta.get("format") in _MISSING_IN else ""
+            raise CacheMismatchError(f"{self.root}: cache format {meta.get('format')}{lacks}, this toolkit reads format "
                                      f"{CACHE_FORMAT}; extract again into another --out")
         return meta
 

@@ -23,6 +23,7 @@ from extractors.audiomae import AudioMAEConfig
 from extractors.cavp import CAVPConfig
 from extractors.clip import ClipConfig
 from extractors.encoders import StreamSpec, released_weights_dir
+from extractors.motion import MOTION_CHANNELS, MOTION_FEATURE
 from extractors.timechat import BUILTIN_TOKENIZER, TimeChatConfig
 
 # Bump when a code change alters the features of an unchanged preset, so old caches are refused.
@@ -37,7 +38,7 @@ ENVELOPE_TARGET = "envelope"
 TARGETS = (AUDIO_TARGET, ENVELOPE_TARGET)  # columns computed from the audio: null where a clip has none
 # Cache columns that are not features; no stream may take one of these names.
 RESERVED_NAMES = ("id", "label", "split", "start", "duration", "num_valid_frames", "preset", "preset_fingerprint",
-                  *TARGETS)
+                  *TARGETS, MOTION_FEATURE)
 
 
 def paper_visual() -> dict:
@@ -56,9 +57,10 @@ class FeatureDims:
     envelope_frames: int  # loudness-envelope frames of a clip window (250: 40 ms each)
 
     def shapes(self) -> dict[str, list[int]]:
-        """Per-clip array shape of every feature column: each stream (tokens, dim), the target (N, Da), the
-        envelope (frames, 1)."""
+        """Per-clip array shape of every feature column: each stream (tokens, dim), the motion stream (frames,
+        MOTION_CHANNELS: extractors.motion), the target (N, Da), the envelope (frames, 1)."""
         shapes = {name: list(spec.shape) for name, spec in self.streams.items()}
+        shapes[MOTION_FEATURE] = [self.envelope_frames, MOTION_CHANNELS]
         shapes[AUDIO_TARGET] = [self.num_audio_tokens, self.audio_token_dim]
         shapes[ENVELOPE_TARGET] = [self.envelope_frames, 1]
         return shapes

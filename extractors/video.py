@@ -29,7 +29,8 @@ import numpy as np
 import soundfile as sf
 
 from extractors import media_limits
-from extractors.clip import ClipConfig
+from extractors.clip import ENVELOPE_FRAME_SECONDS, ClipConfig
+from extractors.motion import MOTION_SIZE, motion_energy
 
 # Our errors carry ffmpeg's reason; decord's own ffmpeg log would only repeat it on stderr.
 decord.logging.set_level(decord.logging.QUIET)
@@ -66,10 +67,11 @@ class DecodedClip:
     duration: float  # seconds of video in the file (end of its last frame)
     path: str
     start: float = 0.0  # seconds into the file where the window begins
+    motion: np.ndarray | None = None  # (clip.envelope_frames, MOTION_CHANNELS) float32 (extractors.motion), if asked
 
 
 def read_clip(path, clip: ClipConfig, start: float = 0.0,
-              with_audio: AudioMode = True, size: int | None = None) -> DecodedClip:
+              with_audio: AudioMode = True, size: int | None = None, motion: bool = False) -> DecodedClip:
     """Decode the window [start, start + clip.seconds) of a video.
 
     Frame i is the decoded frame nearest to ``start + i / clip.fps`` (ties go to the earlier
@@ -77,7 +79,8 @@ def read_clip(path, clip: ClipConfig, start: float = 0.0,
     frames and zero audio. ``with_audio``: True requires an audio track (else VideoReadError),
     "optional" returns ``audio=None`` when there is none, False never decodes audio. ``size``:
     frames come out (T, size, size, 3), resized by the models' own kernel (``resize_frames``, so
-    the same as resizing the full frames later) before the padding is added.
+    the same as resizing the full frames later) before the padding is added. ``motion``: also the
+    window's motion-energy stream (``extractors.motion``), from every video frame of the window.
     """
     if with_audio not in (True, False, "optional"):
         raise ValueError(f"with_audio must be True, False or 'optional', not {with_audio!r}")
@@ -99,7 +102,20 @@ def read_clip(path, clip: ClipConfig, start: float = 0.0,
     padded[:num_valid] = frames
 
     audio = _read_audio_window(path, clip, start, duration) if with_audio and has_audio else None
-    return DecodedClip(padded, num_valid, audio, duration, str(path), float(start))
+    energy = _read_motion(path, clip, start, frame_starts, duration) if motion else None
+    return DecodedClip(padded, num_valid, audio, duration, str(path), float(start), energy)
+
+
+def _read_motion(path: Path, clip: ClipConfig, start: float, frame_starts: np.ndarray, duration: float) -> np.ndarray:
+    """(clip.envelope_frames, MOTION_CHANNELS): ``extractors.motion.motion_energy`` of the window from ``start``,
+    over every frame on screen in it and the one after (the change into it still falls in the window)."""
+    times = np.append(frame_starts, duration)  # (N + 1,): frame j is on screen over [times[j], times[j + 1])
+    end = start + clip.envelope_frames * ENVELOPE_FRAME_SECONDS
+    shown = np.flatnonzero((times[:-1] < end) & (times[1:] > start))  # frames on screen in the window
+    indices = np.arange(shown[0], min(shown[-1] + 2, len(frame_starts)))  # and the next one, if any
+    frames = _decode_frames(path, _open_decord(path, MOTION_SIZE), indices)  # (n, S, S, 3), decord's resize
+    return motion_energy(frames, times[indices[0]: indices[-1] + 2], start, ENVELOPE_FRAME_SECONDS,
+                         clip.envelope_frames)
 
 
 def probe_duration(path) -> float:
@@ -205,9 +221,10 @@ def _probe(path: Path) -> bool:
     return "audio" in kinds
 
 
-def _open_decord(path: Path) -> decord.VideoReader:
+def _open_decord(path: Path, size: int | None = None) -> decord.VideoReader:
+    """A reader of the file's frames, at their own size or decoded straight to ``size`` squared (ffmpeg's scaler)."""
     try:
-        return decord.VideoReader(str(path))
+        return decord.VideoReader(str(path)) if size is None else decord.VideoReader(str(path), width=size, height=size)
     except (decord.DECORDError, RuntimeError, AssertionError) as e:
         raise VideoReadError(path, f"not a readable video (decord: {_one_line(e)})") from None
 

@@ -115,3 +115,9 @@ def test_a_cache_of_another_format_or_dtype_is_a_clear_error(tmp_path):
     cache.meta_path.write_text(json.dumps({**meta, "format": 1}))
     with pytest.raises(CacheMismatchError, match="cache format 1, this toolkit reads format"):
         cache.load(preset)
+    # the format before the motion stream says what it lacks, in one line
+    cache.meta_path.write_text(json.dumps({**meta, "format": 4}))
+    with pytest.raises(CacheMismatchError, match=r"cache format 4 \(no motion stream, .*\), this toolkit reads format 5; "
+                                                 r"extract again") as error:
+        cache.load(preset)
+    assert "\n" not in str(error.value)

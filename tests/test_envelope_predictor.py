@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from extractors.motion import MOTION_CHANNELS, MOTION_FEATURE
 from extractors.presets import get_preset
 from mapper.config import MapperConfig
 from mapper.envelope_predictor import (
@@ -31,8 +32,10 @@ def _config(**options) -> EnvelopePredictorConfig:
 
 
 def _features(batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Every stream of the tiny preset and the motion stream, random."""
     generator = torch.Generator().manual_seed(seed)
-    return {name: torch.randn(batch, *spec.shape, generator=generator) for name, spec in TINY.dims.streams.items()}
+    shapes = {name: TINY.dims.shapes()[name] for name in [*TINY.dims.streams, MOTION_FEATURE]}
+    return {name: torch.randn(batch, *shape, generator=generator) for name, shape in shapes.items()}
 
 
 def test_it_maps_the_streams_to_one_number_per_envelope_frame():
@@ -41,6 +44,35 @@ def test_it_maps_the_streams_to_one_number_per_envelope_frame():
     assert predictor(_features()).shape == (2, 250)
     with pytest.raises(KeyError, match="missing"):
         predictor({"timechat": _features()["timechat"]})
+    with pytest.raises(KeyError, match=r"missing \['motion'\]"):
+        predictor({"cavp": _features()["cavp"]})
+
+
+def test_the_motion_stream_moves_the_prediction_where_the_motion_is():
+    """The motion stream enters at the envelope rate: changing it over one second changes the prediction there
+    (and, through the fine blocks' reach of about a second, near it) several times more than at the other end of
+    the clip, which moves only through the per-clip normalisations."""
+    torch.manual_seed(0)
+    predictor = VideoEnvelopePredictor(_config()).eval()
+    assert predictor.config.motion_channels == MOTION_CHANNELS and predictor.reads_motion
+    features = _features(batch=1)
+    moved = {**features, MOTION_FEATURE: features[MOTION_FEATURE].clone()}
+    moved[MOTION_FEATURE][:, 100:125] += 3.0  # a burst of motion over frames 100-124 (4.0-5.0 s)
+    change = (predictor(moved) - predictor(features)).abs()[0]  # (250,)
+    assert change[100:125].mean() > 3 * change[200:].mean()
+    # its scale is the clip's own: brighter, larger or more compressed video gives the same prediction
+    rescaled = {**features, MOTION_FEATURE: 2.0 * features[MOTION_FEATURE] - 7.0}
+    assert torch.allclose(predictor(rescaled), predictor(features), atol=1e-5)
+
+
+def test_a_config_saved_before_the_motion_stream_reads_the_streams_alone(tmp_path):
+    VideoEnvelopePredictor(_config(motion_channels=0)).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["motion_channels"]  # as session 10's predictors wrote it
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = load_envelope_predictor(tmp_path)
+    assert loaded.input_streams == ["cavp"] and not loaded.reads_motion
+    assert loaded({"cavp": _features()["cavp"]}).shape == (2, 250)
 
 
 def test_video_frame_i_is_read_at_its_own_instant():
@@ -74,6 +106,7 @@ def test_save_and_load_round_trip(tmp_path):
     ({"kernel": 4}, "kernel must be odd"),
     ({"fine_dilations": [1] * 17}, "at most 16 dilations"),
     ({"envelope_frames": 10**9}, "envelope_frames must be"),
+    ({"motion_channels": -1}, "motion_channels must be"),
     ({"kind": "latent_envelope_head"}, "not a video envelope predictor"),
     ({"surprise": 1}, "unknown surprise"),
 ])
@@ -134,12 +167,14 @@ def test_training_copies_are_shifted_by_whole_seconds_features_and_envelope_toge
     from mapper.envelope_predictor import INPUT_DROPOUT, TRAIN_COPIES, training_batch
 
     predictor = VideoEnvelopePredictor(_config())
-    assert predictor.input_streams == ["cavp"]  # the per-frame stream; TimeChat's windows carry little timing
+    # the per-frame stream (TimeChat's windows carry little timing) and the motion stream
+    assert predictor.input_streams == ["cavp", MOTION_FEATURE]
     assert predictor.config.shift_frames == 4  # 1 s: 4 frames at 4 fps, 25 envelope frames of 40 ms
     cavp = torch.arange(40.0)[None, :, None].expand(2, 40, 3).clone()  # (B, T, dim): the frame index
     target = (torch.arange(250.0) / 6.25)[None, :, None].expand(2, 250, 1).clone()  # the frame index in time
+    motion = (torch.arange(250.0) / 6.25)[None, :, None].expand(2, 250, MOTION_CHANNELS).clone()  # (B, E, C)
     state = torch.random.get_rng_state()
-    features, shifted = training_batch(predictor, {"cavp": cavp}, target, seed=7)
+    features, shifted = training_batch(predictor, {"cavp": cavp, MOTION_FEATURE: motion}, target, seed=7)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global random state is not used
     assert features["cavp"].shape == (2 * TRAIN_COPIES, 40, 3) and shifted.shape == (2 * TRAIN_COPIES, 250, 1)
     frames = features["cavp"] * (1 - INPUT_DROPOUT)  # undo the dropout's scaling: kept values are the frames
@@ -149,7 +184,13 @@ def test_training_copies_are_shifted_by_whole_seconds_features_and_envelope_toge
         assert shift % 4 == 0
         assert torch.allclose(frames[copy, kept, 0], cavp[0].roll(shift, 0)[kept, 0])
         assert torch.allclose(shifted[copy], target[0].roll(round(shift * 6.25), 0))
-    again = training_batch(predictor, {"cavp": cavp}, target, seed=7)
+        # the motion stream rolled with them, by the same seconds at its own rate, z-scored then dropped out
+        standard = VideoEnvelopePredictor.standardise_motion(motion[:1].roll(round(shift * 6.25), 1))[0]
+        kept_motion = features[MOTION_FEATURE][copy] != 0
+        assert 0.5 < kept_motion.float().mean() < 0.9
+        assert torch.allclose(features[MOTION_FEATURE][copy][kept_motion] * (1 - INPUT_DROPOUT),
+                              standard[kept_motion], atol=1e-5)
+    again = training_batch(predictor, {"cavp": cavp, MOTION_FEATURE: motion}, target, seed=7)
     assert torch.equal(again[0]["cavp"], features["cavp"])  # a resumed step repeats its copies
 
 

@@ -58,6 +58,30 @@ def test_load_pipeline_attaches_the_predictor_the_head_and_the_defaults(guided_d
     assert "video envelope predictor" in plain.missing_for_sync_guidance()
 
 
+def test_the_predictor_reads_the_windows_motion_stream_decoded_only_when_asked(guided_dirs, short, monkeypatch):
+    """Its features are the streams and the window's motion stream, as extraction stores it (read_clip's), and
+    the motion stream is left out when asked to; unguided generation never decodes it."""
+    from extractors import video
+    from extractors.motion import MOTION_FEATURE
+    from extractors.video import read_clip
+
+    mapper, head = guided_dirs
+    pipe = load_pipeline(mapper=mapper, envelope_head=head)
+    assert pipe.envelope_predictor.input_streams == ["cavp", MOTION_FEATURE]
+    features = pipe.visual_features(short, 0.0)
+    stored = read_clip(short, pipe.clip, with_audio=False, motion=True).motion  # (250, 16)
+    assert torch.equal(features[MOTION_FEATURE][0], torch.from_numpy(stored))
+    assert MOTION_FEATURE not in pipe.visual_features(short, 0.0, motion=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the motion stream was decoded")
+
+    monkeypatch.setattr(video, "_read_motion", refuse)
+    assert pipe(short, "", sync_guidance=0.0, **FAST).envelope is None
+    with pytest.raises(AssertionError, match="motion stream was decoded"):
+        pipe(short, "", sync_guidance=1.0, **FAST)
+
+
 def test_scale_zero_is_unguided_bit_for_bit_and_a_scale_guides(guided_dirs, tiny_mapper_dir, short):
     mapper, head = guided_dirs
     pipe = load_pipeline(mapper=mapper, envelope_head=head)

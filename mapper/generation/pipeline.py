@@ -53,6 +53,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from extractors.frames import shared_frame_size
+from extractors.motion import MOTION_FEATURE
 from extractors.video import AudioReadError, MediaReadError, probe_duration, read_audio_file, read_clip, seconds_to_render
 from mapper.decoders.audioldm2 import (
     Conditions,
@@ -207,11 +208,17 @@ class VideoToAudioPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ stages
 
     @torch.inference_mode()
-    def visual_features(self, video: str | os.PathLike, start: float) -> dict[str, torch.Tensor]:
-        """{stream name: (1, tokens, dim)} of the clip window of ``video`` at ``start`` s."""
+    def visual_features(self, video: str | os.PathLike, start: float, motion: bool | None = None) -> dict[str, torch.Tensor]:
+        """{stream name: (1, tokens, dim)} of the clip window of ``video`` at ``start`` s, and with ``motion`` its
+        motion stream (``motion``: (1, E, C), ``extractors.motion``); None: when the envelope predictor reads it."""
+        if motion is None:
+            motion = self.envelope_predictor is not None and self.envelope_predictor.reads_motion
         size = shared_frame_size(self.extractors.preset)  # resized as decoded: never 40 full-size frames
-        clip = read_clip(video, self.clip, start=start, with_audio=False, size=size)
-        return self.extractors.encode_video(torch.from_numpy(clip.frames)[None])  # frames (1, T, H, W, 3)
+        clip = read_clip(video, self.clip, start=start, with_audio=False, size=size, motion=motion)
+        features = self.extractors.encode_video(torch.from_numpy(clip.frames)[None])  # frames (1, T, H, W, 3)
+        if motion:
+            features[MOTION_FEATURE] = torch.from_numpy(clip.motion)[None]  # (1, E, C)
+        return features
 
     @torch.inference_mode()
     def audio_tokens(self, windows: Sequence[tuple[str | os.PathLike, float]]) -> torch.Tensor:
@@ -466,7 +473,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
         for track in tracks:  # decoding and extraction per video: a bad file fails alone
             start = track.request.start + track.window.video_start * self.frame_samples / self.sample_rate
             try:
-                features.append(self.visual_features(track.request.video, start))
+                # the motion stream only when guidance will read it (one more decode of the window)
+                features.append(self.visual_features(track.request.video, start, motion=None if sync_guidance else False))
                 ready.append(track)
             except MediaReadError as error:
                 events.append(ClipFailed(track.index, error))

@@ -54,7 +54,8 @@ from mapper.decoders.audioldm2.envelope_head import EnvelopeHead
 # world seed 11 (toy decoder and head; benchmarks/sync_guidance.py), true tokens, fast preset (Euler ancestral 25):
 # event-sync error 0.56 -> 0.017 s (another clip's envelope: 0.47 s, and 0.098 s against that clip's events), class
 # accuracy 0.97 -> 0.97, FD x 1.19, time x 1.02; at 0.02 only 0.34 s. From the video (recipes/configs/toy.yaml writes
-# it too), over three sampling seeds: 0.54 -> 0.29 s, class 0.90 -> 0.88, FD x 1.18 (0.02: 0.35 s, 0.87, x 0.97).
+# it too; the predictor reading CAVP and the motion stream), over three sampling seeds: 0.54 -> 0.149 s, class
+# 0.90 -> 0.88, FD x 1.06 (0.02: 0.27 s, 0.88, x 0.97; 0.06: 0.12 s, class 0.86).
 DEFAULT_SCALE = 0.045
 LOSSES = ("mse", "correlation")
 SPACES = ("clean", "noisy")
