@@ -6,6 +6,7 @@
     python -m benchmarks.sync_guidance --mapper runs/toy/mapper  # the full pipeline, envelopes from the video
     python -m benchmarks.sync_guidance --mapper runs/toy/mapper --seed-offset 100  # the same clips, other seeds
     python -m benchmarks.sync_guidance --mapper runs/toy/mapper --seed-offset 0,100,200  # and their mean
+    python -m benchmarks.sync_guidance --mapper runs/toy/mapper --seed-offset 0,100,200 --own-length  # short clips
 
 Clips: the first ``--clips`` 10 s clips (from ``--offset``) of toy world seed 11 (80 planned clips), unseen by
 the toy decoder (seed 1), its envelope head (seed 1) and the toy classifier (seed 2). Each is rendered by
@@ -30,7 +31,11 @@ tokens, the label), unguided and, per setting, guided towards the envelope the p
 clip's video ("video"), from the previous clip's video ("shuffled video") and the true audio's envelope
 ("true", the ceiling). The goals are those of the video row, against the shuffled video's; the time is the
 whole pipeline (``pipe(videos, labels, preset="fast", sync_guidance=...)``: decoding, extraction, mapper,
-predictor, sampling, VAE, vocoder) per clip, unguided and guided interleaved.
+predictor, sampling, VAE, vocoder) per clip, unguided and guided interleaved. Every clip is rendered as a
+whole clip window (10 s), as the toy report renders it; ``--own-length`` renders a clip shorter than that
+(a 5-9 s toy video) at its own length, as the pipeline renders a short video, with its part of the
+envelope re-standardised (``VideoToAudioPipeline.render_tokens(seconds=...)``), and scores it with the rest
+of its window silent, as its true audio is.
 
 On 30 clips one sampling seed is noisy (the event-sync error moves by about 0.1 s from seed to seed), so
 ``--seed-offset`` takes a list (``0,100,200``): every row is rendered at each offset, a table is printed per
@@ -83,6 +88,9 @@ def main(argv=None) -> int:
     p.add_argument("--mapper", type=Path, default=None,
                    help="a trained toy mapper folder: the full pipeline, envelopes predicted from the video")
     p.add_argument("--world", type=Path, default=None, help="with --mapper: its toy world (default: the recipe's)")
+    p.add_argument("--own-length", action="store_true",
+                   help="with --mapper: render a clip shorter than the clip window at its own length, as the pipeline "
+                        "renders a short video (default: every clip as a whole window, as the toy report does)")
     args = p.parse_args(argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -190,11 +198,15 @@ def run_from_video(args) -> int:
     def render(target, config, offset):
         return np.concatenate([
             pipe.render_tokens(tokens[i:i + 8], clips.labels[i:i + 8], sampling, seed=i + offset,
-                               envelope=None if target is None else target[i:i + 8], sync_guidance=config)
+                               envelope=None if target is None else target[i:i + 8], sync_guidance=config,
+                               seconds=clips.seconds[i:i + 8] if args.own_length else None)
             for i in range(0, len(clips.ids), 8)])
 
     print(machine_line(torch.device("cpu")))
-    print(f"{len(clips.ids)} held-out clips of {world}, from their video with the label, fast preset")
+    short = sum(s < pipe.clip.seconds for s in clips.seconds)
+    print(f"{len(clips.ids)} held-out clips of {world}, from their video with the label, fast preset; "
+          + (f"the {short} shorter than the clip window at their own length" if args.own_length
+             else "each rendered as a whole clip window"))
     names = {"guided": "video", "guided_shuffled": "shuffled", "guided_true": "true"}
 
     def measure(offset: int) -> dict:
@@ -222,6 +234,7 @@ def run_from_video(args) -> int:
           f"({seconds['guided'] / seconds['unguided']:.2f} x, goal <= {TIME_GOAL})")
     if args.json:
         args.json.write_text(json.dumps({"clips": len(clips.ids), "world": str(world), "mapper": str(args.mapper),
+                                         "own_length": args.own_length,
                                          **_seed_rows(per_seed, rows), "seconds_per_clip": seconds}, indent=1) + "\n")
     return 0
 

@@ -79,6 +79,7 @@ class HeldOutClips:
     labels: list[str]
     event_times: list[np.ndarray]  # seconds from each clip's start
     audio: np.ndarray  # (B, clip samples) the true audio of each window, as extraction reads it
+    seconds: list[float] | None = None  # each clip's seconds of video in its window (<= the window's)
 
 
 def held_out_clips(world_dir: str | Path, clip, split: str = "test", limit: int | None = None,
@@ -92,7 +93,8 @@ def held_out_clips(world_dir: str | Path, clip, split: str = "test", limit: int 
     videos = [world.video_path(c["id"]) for c in specs]
     audio = np.stack([read_clip(v, clip, start=c["start"], with_audio=True).audio for v, c in zip(videos, specs)])
     return HeldOutClips([c["id"] for c in specs], videos, [float(c["start"]) for c in specs],
-                        [c["label"] for c in specs], [window_event_times(c) for c in specs], audio)
+                        [c["label"] for c in specs], [window_event_times(c) for c in specs], audio,
+                        [min(float(c["duration"]) - float(c["start"]), clip.seconds) for c in specs])
 
 
 @torch.inference_mode()

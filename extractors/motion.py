@@ -3,8 +3,9 @@
 Timing control's video envelope predictor (``mapper.envelope_predictor``) has to say *when* a sound
 starts, to the 40 ms of one envelope frame. The encoders' streams are sampled at the paper's 4 fps (a
 frame every 250 ms) and miss most onsets; on the toy world the predictor's held-out correlation on the
-events (high-passed envelopes) was 0.46 from CAVP alone and 0.91 with this stream (session 10,
-docs/generation.md). It costs no model: one more decode of the clip window at a small size.
+events (high-passed envelopes) is 0.46 from CAVP alone and 0.95 with this stream (docs/generation.md). It
+costs no model: one more decode of the clip window at a small size (about as long as the clip's own
+decode: docs/performance.md).
 
 Definition, for the clip window ``[start, start + clip.seconds)`` and envelope frames of
 ``ENVELOPE_FRAME_SECONDS`` (``extractors.clip``; 40 ms, AudioLDM-2's latent frame):

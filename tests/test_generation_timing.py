@@ -20,6 +20,7 @@ from mapper.decoders.audioldm2 import EnvelopeHeadConfig, build_envelope_head  #
 from mapper.envelope_predictor import FOLDER, EnvelopePredictorConfig, VideoEnvelopePredictor  # noqa: E402
 from mapper.generation import load_pipeline  # noqa: E402
 from mapper.generation.long_form import round_up  # noqa: E402
+from mapper.generation.sampling import sampling_config  # noqa: E402
 from mapper.generation_defaults import GenerationDefaults, write_generation_defaults  # noqa: E402
 from recipes import generate  # noqa: E402
 
@@ -201,3 +202,38 @@ def test_a_saved_pipeline_keeps_its_timing_control(guided_dirs, short, tmp_path)
     ddim = {"preset": "paper", "num_inference_steps": 3}
     expected = pipe(short, "", sync_guidance=1.0, **ddim).audio
     np.testing.assert_array_equal(loaded(short, "", **ddim).audio, expected)
+
+
+def test_render_tokens_renders_a_short_clip_as_the_pipeline_renders_a_short_video(guided_dirs, short):
+    """``seconds``: a row shorter than the clip window gets a window of its own length (the 3 s video's 75 latent
+    frames), the part of its target it covers re-standardised as the pipeline's window target is, and silence
+    after its end; whole windows render bit for bit as without ``seconds``, in the same batch."""
+    mapper, head = guided_dirs
+    pipe = load_pipeline(mapper=mapper, envelope_head=head)
+    features = [pipe.visual_features(short, 0.0)] * 2
+    tokens = pipe.map_features(features)  # (2, N, D)
+    envelope = pipe.predict_envelopes(features)  # (2, 250)
+    seen = []
+    sample = pipe.sample_latents
+
+    def spy(*args, **kwargs):
+        seen.append((args[4], kwargs.get("envelope")))
+        return sample(*args, **kwargs)
+
+    pipe.sample_latents = spy
+    fast = sampling_config("fast", num_inference_steps=3)
+    whole = pipe.render_tokens(tokens, ["", ""], fast, seed=5, envelope=envelope, sync_guidance=1.0)
+    mixed = pipe.render_tokens(tokens, ["", ""], fast, seed=5, envelope=envelope, sync_guidance=1.0,
+                               seconds=[10.0, 3.0])
+    # row 0 is a whole window: as before, its noise its own (a batch of 1 instead of 2: equal to float rounding)
+    assert np.allclose(mixed[0], whole[0], atol=1e-5)
+    samples = 3 * pipe.sample_rate
+    assert np.abs(mixed[1, :samples]).max() > 0 and not mixed[1, samples:].any()
+    frames = round_up(75, pipe.frame_multiple)
+    (short_frames, target), (whole_frames, _) = seen[1:]  # one UNet batch per length, shortest first
+    assert whole_frames == pipe.window_frames and short_frames == frames and target.shape == (1, frames)
+    with torch.no_grad():
+        part = envelope[1, :frames]
+    assert np.allclose(target[0], (part - part.mean()) / part.std(), atol=1e-5)
+    # the pipeline itself renders the 3 s video from the same target
+    assert np.allclose(pipe(short, "", sync_guidance=1.0, **FAST).envelope, target[0][:75], atol=1e-5)

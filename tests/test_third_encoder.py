@@ -2,7 +2,8 @@
 config name: nothing in extraction, the cache, fusion, training or generation changes.
 
 The toy encoder here measures motion: per frame, the mean absolute frame difference in a 4 x 4 grid,
-pooled to 4 tokens per 20-frame window (so the mapper's alignment rule is exercised too)."""
+pooled to 4 tokens per 20-frame window (so the mapper's alignment rule is exercised too). Its stream is
+named "movement": "motion" is the cache's own motion-energy column (extractors.motion), a reserved name."""
 import os
 from dataclasses import dataclass, replace
 
@@ -60,7 +61,7 @@ def load_released(model: MotionEncoder, weights_dir: str) -> None:
 register_encoder(MotionConfig, MotionEncoder, ("motion.safetensors",), load_released)
 # ---- the preset entry -----------------------------------------------------------------------------
 TINY = get_preset("tiny")
-THREE = register_preset(replace(TINY, name="tiny-motion", visual={**TINY.visual, "motion": MotionConfig()}), overwrite=True)
+THREE = register_preset(replace(TINY, name="tiny-motion", visual={**TINY.visual, "movement": MotionConfig()}), overwrite=True)
 
 
 def test_a_third_encoder_is_extracted_cached_and_fused_by_the_mapper(toy_world, tmp_path):
@@ -68,21 +69,21 @@ def test_a_third_encoder_is_extracted_cached_and_fused_by_the_mapper(toy_world, 
     report = extract_to_cache(list_clips(toy_world[1]), cache, FrozenExtractors.from_preset(THREE), progress=False)
     assert report.extracted == 16 and not report.failed
     rows = cache.load(THREE, require_audio=True).with_format("numpy")
-    assert rows[0]["motion"].shape == (8, 16) and rows[0]["cavp"].shape == (40, 32)
-    assert cache.meta()["streams"]["motion"] == {"dim": 16, "spans": [[0, 20], [20, 40]], "queries": 4}
-    motion = np.stack(rows["motion"]).astype(np.float32)  # (clips, 8, 16): videos differ in when things move
+    assert rows[0]["movement"].shape == (8, 16) and rows[0]["cavp"].shape == (40, 32)
+    assert cache.meta()["streams"]["movement"] == {"dim": 16, "spans": [[0, 20], [20, 40]], "queries": 4}
+    motion = np.stack(rows["movement"]).astype(np.float32)  # (clips, 8, 16): videos differ in when things move
     assert motion.std(axis=0).mean() > 0
 
     # ---- the config name: train on all three streams, and on the new one alone
     metrics = train_mapper.main(run_args(cache.root, tmp_path, "--data.preset", "tiny-motion", "--trainer.max_epochs", "2"))
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     mapper = load_mapper(tmp_path / "mapper")
-    assert list(mapper.config.selected_streams) == ["cavp", "timechat", "motion"]
+    assert list(mapper.config.selected_streams) == ["cavp", "timechat", "movement"]
     assert mapper.fusion.proj.in_features == 32 + 32 + 16  # concat_proj over the three streams
     alone = run_args(cache.root, tmp_path / "alone", "--data.preset", "tiny-motion", "--trainer.max_epochs", "1",
-                     "--model.mapper.encoders", "motion")  # fmt: skip
+                     "--model.mapper.encoders", "movement")  # fmt: skip
     train_mapper.main(alone)
-    assert list(load_mapper(tmp_path / "alone" / "mapper").config.selected_streams) == ["motion"]
+    assert list(load_mapper(tmp_path / "alone" / "mapper").config.selected_streams) == ["movement"]
 
 
 def test_a_third_encoder_loads_its_released_file_through_the_shared_contract(tmp_path):

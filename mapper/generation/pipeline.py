@@ -70,7 +70,7 @@ from mapper.decoders.audioldm2 import (
 from mapper.generation.arguments import check_batch_size, check_seed
 from mapper.generation.call_plan import CallPlan, check_against_models
 from mapper.generation.extractors_component import VisualExtractors
-from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows
+from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows, round_up
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
 from mapper.generation.sampling import SamplingConfig, check_sampling, make_scheduler, sampling_config
 from mapper.generation.window_envelope import window_envelope
@@ -223,7 +223,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
     @torch.inference_mode()
     def audio_tokens(self, windows: Sequence[tuple[str | os.PathLike, float]]) -> torch.Tensor:
         """The mapper's (B, N, D) AudioMAE tokens for clip windows given as (video, start seconds)."""
-        return self.map_features([self.visual_features(video, start) for video, start in windows])
+        return self.map_features([self.visual_features(video, start, motion=False) for video, start in windows])
 
     @torch.inference_mode()
     def map_features(self, features: list[dict[str, torch.Tensor]]) -> torch.Tensor:
@@ -568,6 +568,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
     def render_tokens(
         self, tokens: torch.Tensor, labels: list[str], sampling: SamplingConfig | str = "paper", seed: int = 0,
         envelope: torch.Tensor | np.ndarray | None = None, sync_guidance: EnvelopeGuidanceConfig | float | None = None,
+        seconds: Sequence[float] | None = None,
     ) -> np.ndarray:
         """Mapper tokens (B, N, D) + labels -> audio (B, clip samples): one clip window each, no video.
 
@@ -576,14 +577,34 @@ class VideoToAudioPipeline(DiffusionPipeline):
         own generator on the UNet's device seeded ``seed + i``, so rows differ only by their tokens and
         labels when the seeds are shared. ``envelope`` and ``sync_guidance``: timing control, as in
         ``sample_latents`` (the envelope's frames are the window's latent frames, ``window_frames`` at most).
+        ``seconds``: each row's seconds of video (None: every row a whole clip window). A row shorter than the
+        clip window is rendered as the pipeline renders a short video: a window of its own length, its target
+        the part of ``envelope`` it covers re-standardised (``window_envelope``), its audio zero after its end.
         """
         sampling = sampling_config(sampling) if isinstance(sampling, str) else sampling
         check_sampling(sampling, self.scheduler)
         check_seed(seed)
         generators = [torch.Generator(self.unet.device).manual_seed(seed + i) for i in range(len(labels))]
-        latents = self.sample_latents(tokens, labels, sampling, generators, self.window_frames,
-                                      envelope=envelope, sync_guidance=sync_guidance)
-        return self.decode_latents(latents)[:, : self.clip.num_samples]
+        samples = [self.clip.num_samples] * len(labels) if seconds is None else [
+            min(self.clip.num_samples, max(1, round(s * self.sample_rate))) for s in seconds]
+        frames = [min(self.window_frames, round_up(math.ceil(n / self.frame_samples), self.frame_multiple))
+                  for n in samples]
+        audio = np.zeros((len(labels), self.clip.num_samples), np.float32)
+        for length in sorted(set(frames)):  # one UNet batch per window length
+            rows = [i for i, f in enumerate(frames) if f == length]
+            targets = None
+            if envelope is not None:
+                targets = np.asarray(envelope, np.float32)[rows]  # (b, <= window frames)
+                if length < self.window_frames:  # the part a short video's window covers, as _advance reads it
+                    latent_seconds = self.frame_samples / self.sample_rate
+                    targets = np.stack([window_envelope(t, latent_seconds, Window(0, length, 0, 0), latent_seconds)
+                                        for t in targets])
+            latents = self.sample_latents(tokens[rows], [labels[i] for i in rows], sampling,
+                                          [generators[i] for i in rows], length, envelope=targets,
+                                          sync_guidance=sync_guidance)
+            for i, wave in zip(rows, self.decode_latents(latents)):
+                audio[i, : samples[i]] = wave[: samples[i]]
+        return audio
 
     def _finish_window(self, track: _Track, latent: torch.Tensor, wave: np.ndarray, tokens: torch.Tensor) -> list:
         """Stitch a decoded window into its track; keep what the next window must continue."""
