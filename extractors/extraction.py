@@ -49,9 +49,9 @@ from tqdm.auto import tqdm
 
 from extractors.cache import FeatureCache
 from extractors.frames import shared_frame_size, square_frames  # noqa: F401 (square_frames: benchmarks import it here)
+from extractors.envelope import audio_envelope
 from extractors.manifest import ClipItem
 from extractors.motion import MOTION_FEATURE
-from extractors.envelope import audio_envelope
 from extractors.presets import AUDIO_TARGET, ENVELOPE_TARGET, TARGETS, ExtractorPreset
 from extractors.video import DecodedClip, VideoReadError, read_clip
 

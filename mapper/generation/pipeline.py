@@ -70,7 +70,7 @@ from mapper.decoders.audioldm2 import (
 from mapper.generation.arguments import check_batch_size, check_seed
 from mapper.generation.call_plan import CallPlan, check_against_models
 from mapper.generation.extractors_component import VisualExtractors
-from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows, round_up
+from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_windows
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
 from mapper.generation.sampling import SamplingConfig, check_sampling, make_scheduler, sampling_config
 from mapper.generation.window_envelope import window_envelope
@@ -577,28 +577,31 @@ class VideoToAudioPipeline(DiffusionPipeline):
         own generator on the UNet's device seeded ``seed + i``, so rows differ only by their tokens and
         labels when the seeds are shared. ``envelope`` and ``sync_guidance``: timing control, as in
         ``sample_latents`` (the envelope's frames are the window's latent frames, ``window_frames`` at most).
-        ``seconds``: each row's seconds of video (None: every row a whole clip window). A row shorter than the
-        clip window is rendered as the pipeline renders a short video: a window of its own length, its target
-        the part of ``envelope`` it covers re-standardised (``window_envelope``), its audio zero after its end.
+        ``seconds``: each row's seconds of video (None: every row a whole ``window_frames`` window). A row is
+        then rendered as the pipeline renders a video that long: the one window ``plan_windows`` gives it (a
+        short video's: its own length, rounded up to the UNet's multiple), its target read by ``window_envelope``
+        (a window covering part of its clip gets that part re-standardised), its audio zero after its end.
         """
         sampling = sampling_config(sampling) if isinstance(sampling, str) else sampling
         check_sampling(sampling, self.scheduler)
         check_seed(seed)
         generators = [torch.Generator(self.unet.device).manual_seed(seed + i) for i in range(len(labels))]
-        samples = [self.clip.num_samples] * len(labels) if seconds is None else [
-            min(self.clip.num_samples, max(1, round(s * self.sample_rate))) for s in seconds]
-        frames = [min(self.window_frames, round_up(math.ceil(n / self.frame_samples), self.frame_multiple))
-                  for n in samples]
+        if seconds is None:
+            samples, windows = [self.clip.num_samples] * len(labels), [Window(0, self.window_frames, 0, 0)] * len(labels)
+        else:  # each row the one window the pipeline plans for a video of its length
+            samples = [min(self.clip.num_samples, max(1, round(s * self.sample_rate))) for s in seconds]
+            windows = [plan_windows(math.ceil(n / self.frame_samples), self.window_frames, 0, self.frame_multiple)[0]
+                       for n in samples]
+        latent_seconds = self.frame_samples / self.sample_rate
         audio = np.zeros((len(labels), self.clip.num_samples), np.float32)
-        for length in sorted(set(frames)):  # one UNet batch per window length
-            rows = [i for i, f in enumerate(frames) if f == length]
+        for length in sorted({window.length for window in windows}):  # one UNet batch per window length
+            rows = [i for i, window in enumerate(windows) if window.length == length]
             targets = None
             if envelope is not None:
                 targets = np.asarray(envelope, np.float32)[rows]  # (b, <= window frames)
-                if length < self.window_frames:  # the part a short video's window covers, as _advance reads it
-                    latent_seconds = self.frame_samples / self.sample_rate
-                    targets = np.stack([window_envelope(t, latent_seconds, Window(0, length, 0, 0), latent_seconds)
-                                        for t in targets])
+                if seconds is not None:  # the part of its clip each window covers, as _advance reads it
+                    targets = np.stack([window_envelope(t, latent_seconds, windows[i], latent_seconds)
+                                        for i, t in zip(rows, targets)])
             latents = self.sample_latents(tokens[rows], [labels[i] for i in rows], sampling,
                                           [generators[i] for i in rows], length, envelope=targets,
                                           sync_guidance=sync_guidance)
