@@ -35,7 +35,8 @@ predictor, sampling, VAE, vocoder) per clip, unguided and guided interleaved. Ev
 whole clip window (10 s), as the toy report renders it; ``--own-length`` renders a clip shorter than that
 (a 5-9 s toy video) at its own length, as the pipeline renders a short video, with its part of the
 envelope re-standardised (``VideoToAudioPipeline.render_tokens(seconds=...)``), and scores it with the rest
-of its window silent, as its true audio is.
+of its window silent, as its true audio is. When some clips are shorter than the window, a last table splits
+every row's class accuracy and event-sync error between the whole-window clips and the shorter ones.
 
 On 30 clips one sampling seed is noisy (the event-sync error moves by about 0.1 s from seed to seed), so
 ``--seed-offset`` takes a list (``0,100,200``): every row is rendered at each offset, a table is printed per
@@ -203,19 +204,23 @@ def run_from_video(args) -> int:
             for i in range(0, len(clips.ids), 8)])
 
     print(machine_line(torch.device("cpu")))
-    short = sum(s < pipe.clip.seconds for s in clips.seconds)
+    is_short = [s < pipe.clip.seconds for s in clips.seconds]
+    subsets = {"full": [not s for s in is_short], "short": is_short}  # where the sync left is: docs/generation.md
+    short = sum(is_short)
     print(f"{len(clips.ids)} held-out clips of {world}, from their video with the label, fast preset; "
           + (f"the {short} shorter than the clip window at their own length" if args.own_length
              else "each rendered as a whole clip window"))
     names = {"guided": "video", "guided_shuffled": "shuffled", "guided_true": "true"}
 
     def measure(offset: int) -> dict:
-        rows = {"unguided": score(render(None, None, offset), clips, pipe.sample_rate, classifier, real=real)}
+        rows = {"unguided": score(render(None, None, offset), clips, pipe.sample_rate, classifier, real=real,
+                                  subsets=subsets)}
         for scale, fraction in grid:
             config = EnvelopeGuidanceConfig(scale=scale, first_fraction=fraction)
             for key, name in names.items():
                 rows[f"{name} {scale:g}:{fraction:g}"] = score(render(envelopes[key], config, offset), clips,
-                                                               pipe.sample_rate, classifier, real=real)
+                                                               pipe.sample_rate, classifier, real=real,
+                                                               subsets=subsets)
         return rows
 
     per_seed = {offset: measure(offset) for offset in args.seed_offset}
@@ -229,6 +234,9 @@ def run_from_video(args) -> int:
             times[name].append((time.perf_counter() - began) / len(timed))
     seconds = {name: statistics.median(values) for name, values in times.items()}
     rows = _print_tables(per_seed, grid, rows_named=("video", "shuffled", "true"))
+    if short:
+        print(f"\nby clip length ({len(per_seed)} seed offset{'s' * (len(per_seed) > 1)}): the "
+              f"{len(is_short) - short} clips of a whole clip window, the {short} shorter\n{_length_table(rows)}")
     print(f"seconds per clip, whole pipeline (median of {args.repeats}, {len(timed)} clips): unguided "
           f"{seconds['unguided']:.2f}, guided {grid[0][0]:g}:{grid[0][1]:g} {seconds['guided']:.2f} "
           f"({seconds['guided'] / seconds['unguided']:.2f} x, goal <= {TIME_GOAL})")
@@ -263,6 +271,19 @@ def _seed_rows(per_seed: dict, rows: dict) -> dict:
     """The JSON's rows: the means, and each offset's own."""
     return {"seed_offsets": list(per_seed), "rows": rows,
             "per_seed_offset": {str(offset): seed_rows for offset, seed_rows in per_seed.items()}}
+
+
+def _length_table(rows: dict) -> str:
+    """Class accuracy and event-sync error of every row over the whole-window clips and over the short ones."""
+    def cell(value, digits):
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = ["| row | class acc, whole | sync err, whole (s) | class acc, short | sync err, short (s) |",
+             "|---|---|---|---|---|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {cell(row['class_accuracy_full'], 2)} | {cell(row['event_sync_error_s_full'], 3)} | "
+                     f"{cell(row['class_accuracy_short'], 2)} | {cell(row['event_sync_error_s_short'], 3)} |")
+    return "\n".join(lines)
 
 
 def _table(rows: dict, grid, rows_named=("true", "shuffled", None)) -> str:

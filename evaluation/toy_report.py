@@ -144,11 +144,14 @@ def real_embedding(clips: HeldOutClips, sample_rate: int, classifier) -> torch.T
 
 
 def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier,
-          source_labels: list[str] | None = None, real: torch.Tensor | None = None) -> dict:
+          source_labels: list[str] | None = None, real: torch.Tensor | None = None,
+          subsets: dict[str, list[bool]] | None = None) -> dict:
     """Class accuracy (None when the clips' classes are not the toy classifier's), event-sync error and FD of
     generations (B, S) against the clips; with
     `source_labels`, also the accuracy against those (the classes the tokens came from). FD is None
-    for a single clip (no covariance to fit). `real`: :func:`real_embedding`, when the caller has it already."""
+    for a single clip (no covariance to fit). `real`: :func:`real_embedding`, when the caller has it already.
+    `subsets`: {name: one bool per clip}; each adds ``class_accuracy_<name>`` and ``event_sync_error_s_<name>``,
+    the same scores over the clips it marks (None for none; no FD: too few clips for a covariance)."""
     scored = round(SCORED_SECONDS * sample_rate)
     generated = panns.embed(classifier, torch.from_numpy(np.ascontiguousarray(audio[:, :scored])))
     real = real_embedding(clips, sample_rate, classifier) if real is None else real
@@ -161,6 +164,13 @@ def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier,
         "fd": (frechet_distance(generated["embedding"].numpy(), real.numpy())
                if len(audio) > 1 else None),
     }
+    for name, marked in (subsets or {}).items():
+        if len(marked) != len(lags):
+            raise ValueError(f"subset {name!r} marks {len(marked)} clips, there are {len(lags)}")
+        chosen = [i for i, mark in enumerate(marked) if mark]
+        result[f"class_accuracy_{name}"] = (float(np.mean([predicted[i] == clips.labels[i] for i in chosen]))
+                                            if known and chosen else None)
+        result[f"event_sync_error_s_{name}"] = float(np.nanmean([lags[i] for i in chosen])) if chosen else None
     if source_labels is not None:
         result["source_class_accuracy"] = (float(np.mean([p == t for p, t in zip(predicted, source_labels)]))
                                            if known else None)

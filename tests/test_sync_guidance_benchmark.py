@@ -34,3 +34,35 @@ def test_the_mean_over_seed_offsets_is_per_row_and_metric_and_keeps_each_offset(
     saved = bench._seed_rows(per_seed, rows)
     assert saved["seed_offsets"] == [0, 100] and saved["rows"] is rows
     assert saved["per_seed_offset"]["100"]["video 0.045:0.3"]["fd"] == 7.0
+
+
+def test_scores_over_subsets_of_clips_are_those_of_the_clips_alone():
+    """The benchmark's split by clip length: a subset's class accuracy and event-sync error are what scoring
+    its clips alone gives; an empty subset has none; a mask of the wrong length is refused, naming it."""
+    import numpy as np
+
+    from evaluation.toy_classifier import load_toy_classifier
+    from evaluation.toy_report import HeldOutClips, score
+    from extractors.clip import ClipConfig
+    from toy_world import clip_window_audio, plan_world
+
+    clip = ClipConfig()
+    specs = [c for c in plan_world(12, 5, clip)["clips"] if c["duration"] >= clip.seconds][:4]
+    audio = np.stack([clip_window_audio(c, clip) for c in specs]).astype(np.float32)
+    events = [np.asarray(c["events"]["times"]) - c["start"] for c in specs]
+    labels = [c["label"] for c in specs]
+    clips = HeldOutClips([c["id"] for c in specs], [], [0.0] * 4, labels, events, audio)
+    rendered = audio.copy()
+    rendered[0] = np.roll(audio[0], round(0.3 * clip.sample_rate))  # its sound 0.3 s late
+    rendered[3] = audio[1]  # another clip's sound: its class and events are wrong
+    classifier = load_toy_classifier()
+    marked = [True, False, False, True]
+    result = score(rendered, clips, clip.sample_rate, classifier, subsets={"odd": marked, "none": [False] * 4})
+    alone = score(rendered[[0, 3]], HeldOutClips([clips.ids[0], clips.ids[3]], [], [0.0] * 2, [labels[0], labels[3]],
+                                                 [events[0], events[3]], audio[[0, 3]]), clip.sample_rate, classifier)
+    assert result["class_accuracy_odd"] == alone["class_accuracy"]
+    assert result["event_sync_error_s_odd"] == pytest.approx(alone["event_sync_error_s"])
+    assert result["event_sync_error_s_odd"] >= 0.15  # clip 0 is 0.3 s off: the subset holds the late clip
+    assert result["class_accuracy_none"] is None and result["event_sync_error_s_none"] is None
+    with pytest.raises(ValueError, match="subset 'odd' marks 3 clips, there are 4"):
+        score(rendered, clips, clip.sample_rate, classifier, subsets={"odd": marked[:3]})
