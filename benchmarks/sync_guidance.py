@@ -205,7 +205,7 @@ def run_from_video(args) -> int:
 
     print(machine_line(torch.device("cpu")))
     is_short = [s < pipe.clip.seconds for s in clips.seconds]
-    subsets = {"full": [not s for s in is_short], "short": is_short}  # where the sync left is: docs/generation.md
+    subsets = {"whole": [not s for s in is_short], "short": is_short}  # where the sync left is: docs/generation.md
     short = sum(is_short)
     print(f"{len(clips.ids)} held-out clips of {world}, from their video with the label, fast preset; "
           + (f"the {short} shorter than the clip window at their own length" if args.own_length
@@ -281,7 +281,7 @@ def _length_table(rows: dict) -> str:
     lines = ["| row | class acc, whole | sync err, whole (s) | class acc, short | sync err, short (s) |",
              "|---|---|---|---|---|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | {cell(row['class_accuracy_full'], 2)} | {cell(row['event_sync_error_s_full'], 3)} | "
+        lines.append(f"| {name} | {cell(row['class_accuracy_whole'], 2)} | {cell(row['event_sync_error_s_whole'], 3)} | "
                      f"{cell(row['class_accuracy_short'], 2)} | {cell(row['event_sync_error_s_short'], 3)} |")
     return "\n".join(lines)
 

@@ -245,3 +245,21 @@ def test_load_tiny_and_missing_folder(tmp_path):
     with pytest.raises(OSError, match="is no local folder and could not be loaded from the hub") as error:
         load_audioldm2("no-such-owner/audioldm2")  # a hub id; HF_HUB_OFFLINE keeps it local
     assert "\n" not in str(error.value)
+
+
+# The released AudioLDM-2's noise schedule: cvssp/audioldm2 scheduler/scheduler_config.json (the same in
+# cvssp/audioldm2-large), every field but the diffusers version. Samplers built from a pipeline's scheduler
+# (mapper.generation.sampling) inherit these, timestep_spacing included.
+RELEASED_SCHEDULER = {
+    "_class_name": "DDIMScheduler", "beta_end": 0.0195, "beta_schedule": "scaled_linear", "beta_start": 0.0015,
+    "clip_sample": False, "clip_sample_range": 1.0, "dynamic_thresholding_ratio": 0.995, "num_train_timesteps": 1000,
+    "prediction_type": "epsilon", "rescale_betas_zero_snr": False, "sample_max_value": 1.0, "set_alpha_to_one": False,
+    "steps_offset": 1, "thresholding": False, "timestep_spacing": "leading", "trained_betas": None,
+}
+
+
+@pytest.mark.parametrize("name", ["tiny", "toy"])
+def test_the_scheduler_is_the_released_audioldm2s(name):
+    scheduler = load_audioldm2(name).scheduler
+    config = {**scheduler.config, "_class_name": type(scheduler).__name__}
+    assert {key: config.get(key) for key in RELEASED_SCHEDULER} == RELEASED_SCHEDULER
