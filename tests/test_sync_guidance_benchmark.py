@@ -1,10 +1,15 @@
-"""The toy benchmarks over several sampling seeds: the offsets they accept (benchmarks.common.seed_offsets) and the
-mean benchmarks.sync_guidance reports."""
+"""The toy benchmarks over several sampling seeds: the offsets they accept (benchmarks.common.seed_offsets), the
+mean benchmarks.sync_guidance reports and its split by clip length (evaluation.toy_report.score's subsets)."""
+import numpy as np
 import pytest
 
 from benchmarks import sampling
 from benchmarks import sync_guidance as bench
 from benchmarks.common import seed_offsets
+from evaluation.toy_classifier import load_toy_classifier
+from evaluation.toy_report import HeldOutClips, score
+from extractors.clip import ClipConfig
+from toy_world import clip_window_audio, plan_world
 
 
 def test_seed_offsets_are_distinct_integers_at_least_zero(capsys):
@@ -39,13 +44,6 @@ def test_the_mean_over_seed_offsets_is_per_row_and_metric_and_keeps_each_offset(
 def test_scores_over_subsets_of_clips_are_those_of_the_clips_alone():
     """The benchmark's split by clip length: a subset's class accuracy and event-sync error are what scoring
     its clips alone gives; an empty subset has none; a mask of the wrong length is refused, naming it."""
-    import numpy as np
-
-    from evaluation.toy_classifier import load_toy_classifier
-    from evaluation.toy_report import HeldOutClips, score
-    from extractors.clip import ClipConfig
-    from toy_world import clip_window_audio, plan_world
-
     clip = ClipConfig()
     specs = [c for c in plan_world(12, 5, clip)["clips"] if c["duration"] >= clip.seconds][:4]
     audio = np.stack([clip_window_audio(c, clip) for c in specs]).astype(np.float32)
