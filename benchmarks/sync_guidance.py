@@ -236,7 +236,8 @@ def run_from_video(args) -> int:
     rows = _print_tables(per_seed, grid, rows_named=("video", "shuffled", "true"))
     if short:
         print(f"\nby clip length ({len(per_seed)} seed offset{'s' * (len(per_seed) > 1)}): the "
-              f"{len(is_short) - short} clips of a whole clip window, the {short} shorter\n{_length_table(rows)}")
+              f"{len(is_short) - short} clips of a whole clip window, the {short} shorter\n"
+              f"{_subset_table(rows, list(subsets))}")
     print(f"seconds per clip, whole pipeline (median of {args.repeats}, {len(timed)} clips): unguided "
           f"{seconds['unguided']:.2f}, guided {grid[0][0]:g}:{grid[0][1]:g} {seconds['guided']:.2f} "
           f"({seconds['guided'] / seconds['unguided']:.2f} x, goal <= {TIME_GOAL})")
@@ -273,16 +274,17 @@ def _seed_rows(per_seed: dict, rows: dict) -> dict:
             "per_seed_offset": {str(offset): seed_rows for offset, seed_rows in per_seed.items()}}
 
 
-def _length_table(rows: dict) -> str:
-    """Class accuracy and event-sync error of every row over the whole-window clips and over the short ones."""
+def _subset_table(rows: dict, subsets: list[str]) -> str:
+    """Class accuracy and event-sync error of every row over each subset of the clips (``score``'s subsets)."""
     def cell(value, digits):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| row | class acc, whole | sync err, whole (s) | class acc, short | sync err, short (s) |",
-             "|---|---|---|---|---|"]
+    header = "".join(f" class acc, {name} | sync err, {name} (s) |" for name in subsets)
+    lines = [f"| row |{header}", "|---|" + "---|---|" * len(subsets)]
     for name, row in rows.items():
-        lines.append(f"| {name} | {cell(row['class_accuracy_whole'], 2)} | {cell(row['event_sync_error_s_whole'], 3)} | "
-                     f"{cell(row['class_accuracy_short'], 2)} | {cell(row['event_sync_error_s_short'], 3)} |")
+        cells = "".join(f" {cell(row[f'class_accuracy_{subset}'], 2)} | {cell(row[f'event_sync_error_s_{subset}'], 3)} |"
+                        for subset in subsets)
+        lines.append(f"| {name} |{cells}")
     return "\n".join(lines)
 
 

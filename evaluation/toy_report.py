@@ -156,10 +156,11 @@ def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier,
     generated = panns.embed(classifier, torch.from_numpy(np.ascontiguousarray(audio[:, :scored])))
     real = real_embedding(clips, sample_rate, classifier) if real is None else real
     predicted = [TOY_LABELS[k] for k in generated["logits"].argmax(dim=1).tolist()]
-    lags = [abs(sync_offset(a, sample_rate, times)) for a, times in zip(audio, clips.event_times)]
+    correct = np.array([p == t for p, t in zip(predicted, clips.labels)])  # (B,) per clip
+    lags = np.array([abs(sync_offset(a, sample_rate, times)) for a, times in zip(audio, clips.event_times)])  # (B,) s
     known = set(clips.labels) <= set(TOY_LABELS)  # a world of other classes: the toy classifier cannot tell
     result = {
-        "class_accuracy": float(np.mean([p == t for p, t in zip(predicted, clips.labels)])) if known else None,
+        "class_accuracy": float(correct.mean()) if known else None,
         "event_sync_error_s": float(np.nanmean(lags)),
         "fd": (frechet_distance(generated["embedding"].numpy(), real.numpy())
                if len(audio) > 1 else None),
@@ -167,10 +168,9 @@ def score(audio: np.ndarray, clips: HeldOutClips, sample_rate: int, classifier,
     for name, marked in (subsets or {}).items():
         if len(marked) != len(lags):
             raise ValueError(f"subset {name!r} marks {len(marked)} clips, there are {len(lags)}")
-        chosen = [i for i, mark in enumerate(marked) if mark]
-        result[f"class_accuracy_{name}"] = (float(np.mean([predicted[i] == clips.labels[i] for i in chosen]))
-                                            if known and chosen else None)
-        result[f"event_sync_error_s_{name}"] = float(np.nanmean([lags[i] for i in chosen])) if chosen else None
+        chosen = np.asarray(marked, dtype=bool)  # (B,)
+        result[f"class_accuracy_{name}"] = float(correct[chosen].mean()) if known and chosen.any() else None
+        result[f"event_sync_error_s_{name}"] = float(np.nanmean(lags[chosen])) if chosen.any() else None
     if source_labels is not None:
         result["source_class_accuracy"] = (float(np.mean([p == t for p, t in zip(predicted, source_labels)]))
                                            if known else None)

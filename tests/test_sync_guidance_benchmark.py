@@ -69,5 +69,6 @@ def test_scores_over_subsets_of_clips_are_those_of_the_clips_alone():
 def test_the_length_table_has_a_line_per_row_and_n_a_where_a_world_has_no_class():
     rows = {"unguided": {"class_accuracy_whole": 0.93, "event_sync_error_s_whole": 0.5184,
                          "class_accuracy_short": None, "event_sync_error_s_short": 0.534}}
-    lines = bench._length_table(rows).splitlines()
+    lines = bench._subset_table(rows, ["whole", "short"]).splitlines()
+    assert lines[0] == "| row | class acc, whole | sync err, whole (s) | class acc, short | sync err, short (s) |"
     assert len(lines) == 3 and lines[2] == "| unguided | 0.93 | 0.518 | n/a | 0.534 |"
