@@ -22,6 +22,7 @@ load by ``convert_audiomae_checkpoint``.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -102,6 +103,17 @@ class AudioMAEConfig:
         """Pooled tokens per clip: (64/8) * (8/8) = 8 at paper size."""
         t, f = self.token_grid
         return t * f
+
+    @property
+    def token_seconds(self) -> float:
+        """Seconds of audio each row of pooled tokens covers: 128 fbank frames = 1.28 s at paper size."""
+        return self.target_frames * self.frame_shift_ms / 1000 / self.token_grid[0]
+
+    def tokens_within(self, seconds: float) -> int:
+        """How many leading tokens (time-major) describe the first ``seconds`` of audio: every row of tokens
+        whose span lies mostly inside (its centre before ``seconds``), one row at least."""
+        rows = min(self.token_grid[0], max(1, math.ceil(seconds / self.token_seconds - 0.5)))
+        return rows * self.token_grid[1]
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -8,6 +8,8 @@
     extractors_component  the frozen extractors as a diffusers component (save/load with the pipeline)
     sampling              sampling presets (paper, fast) and any compatible diffusers scheduler
     long_form             windows of a long video on one latent timeline, and the Stitcher
+    window_envelope       a window's timing-control target, read from its clip's predicted envelope
+    window_tokens         the mapper tokens a window conditions on (a short video: those inside it)
     seams                 how audible the joins of a long soundtrack are
     wav, mux              writing the soundtrack (wav) and putting it into a copy of the video (mp4)
     arguments             the rule for every generation argument, shared by the CLI and the API

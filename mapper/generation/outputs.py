@@ -15,7 +15,9 @@ class GeneratedAudio:
     sample_rate: int
     video: str
     label: str
-    audio_tokens: np.ndarray  # (windows, N, D): the mapper's predicted AudioMAE tokens per window
+    # (windows, N, D): the mapper's predicted AudioMAE tokens per window (all N; a video shorter than the clip
+    # window was rendered from the leading ones inside it, mapper.generation.window_tokens)
+    audio_tokens: np.ndarray
     joins: list[tuple[int, int]] = field(default_factory=list)  # [start, end) samples where windows meet
     reference_samples: int = 0  # leading samples that are the (re-rendered) reference sound
     # timing control: the loudness envelope the sound was guided towards (z-scored, extractors.envelope), one

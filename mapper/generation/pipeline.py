@@ -74,6 +74,7 @@ from mapper.generation.long_form import LongFormConfig, Stitcher, Window, plan_w
 from mapper.generation.outputs import AudioChunk, ClipDone, ClipFailed, GeneratedAudio, GenerationRequest
 from mapper.generation.sampling import SamplingConfig, check_sampling, make_scheduler, sampling_config
 from mapper.generation.window_envelope import window_envelope
+from mapper.generation.window_tokens import window_token_count
 from mapper.envelope_predictor import FOLDER as PREDICTOR_FOLDER
 from mapper.generation_defaults import GenerationDefaults, check_sync_guidance, write_generation_defaults
 
@@ -205,6 +206,12 @@ class VideoToAudioPipeline(DiffusionPipeline):
     def seconds_to_frames(self, seconds: float) -> int:
         return self.geometry.seconds_to_frames(seconds)
 
+    def window_token_count(self, video_seconds: float) -> int:
+        """How many of the mapper's tokens a window conditions on when its clip holds ``video_seconds`` of
+        video (``mapper.generation.window_tokens``): all of them for a whole clip window."""
+        return window_token_count(self.extractors.preset.audiomae, self.mapper.config.num_audio_tokens,
+                                  min(video_seconds, self.clip.seconds))
+
     # ------------------------------------------------------------------ stages
 
     @torch.inference_mode()
@@ -277,8 +284,9 @@ class VideoToAudioPipeline(DiffusionPipeline):
         return self._negatives[key]
 
     def conditions(self, tokens: torch.Tensor, labels: list[str], sampling: SamplingConfig) -> Conditions:
-        """Mapper tokens (B, N, D) + labels -> the UNet's two streams, negatives first when guided."""
-        negative = self.negative_tokens(sampling) if sampling.guided else None
+        """Mapper tokens (B, N, D) + labels -> the UNet's two streams, negatives first when guided (the
+        negative stream cut to the same N leading tokens, as a short window's tokens are)."""
+        negative = self.negative_tokens(sampling)[: tokens.shape[1]] if sampling.guided else None
         return guidance_conditions(self, tokens, labels, sampling.negative_prompt, negative)
 
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
@@ -480,16 +488,19 @@ class VideoToAudioPipeline(DiffusionPipeline):
                 events.append(ClipFailed(track.index, error))
         tokens = self.map_features(features) if ready else None  # (B, N, D): one mapper batch for all videos
         envelopes = self.predict_envelopes(features) if ready and sync_guidance else None  # (B, E)
-        groups: dict[tuple[int, bool], list[int]] = {}  # one UNet batch per window length and sampler
+        groups: dict[tuple[int, bool, int], list[int]] = {}  # one UNet batch per window length, sampler, tokens
         for i, track in enumerate(ready):
-            groups.setdefault((track.window.length, track.continues), []).append(i)
-        for members in groups.values():
+            video_seconds = (track.stitcher.end - track.window.video_start * self.frame_samples) / self.sample_rate
+            groups.setdefault((track.window.length, track.continues, self.window_token_count(video_seconds)),
+                              []).append(i)  # fmt: skip
+        for (_, _, count), members in groups.items():
             group = [ready[i] for i in members]
             group_tokens = tokens[members]  # (B, N, D)
             targets = None if envelopes is None else np.stack([
                 window_envelope(envelopes[i], self.envelope_predictor.config.frame_seconds, ready[i].window,
                                 self.frame_samples / self.sample_rate) for i in members])  # (B, window frames)
-            latents = self._sample(group, group_tokens, group[0].sampling(sampling), long_form, targets, sync_guidance)
+            latents = self._sample(group, group_tokens[:, :count], group[0].sampling(sampling), long_form, targets,
+                                   sync_guidance)  # fmt: skip
             audio = self.decode_latents(latents)  # (B, samples)
             for k, (track, latent, wave, window_tokens) in enumerate(zip(group, latents, audio, group_tokens)):
                 if targets is not None:  # kept for the result (a later window's target wins on an overlap)
@@ -579,30 +590,33 @@ class VideoToAudioPipeline(DiffusionPipeline):
         ``sample_latents`` (the envelope's frames are the window's latent frames, ``window_frames`` at most).
         ``seconds``: each row's seconds of video (None: every row a whole ``window_frames`` window). A row is
         then rendered as the pipeline renders a video that long: the one window ``plan_windows`` gives it (a
-        short video's: its own length, rounded up to the UNet's multiple), its target read by ``window_envelope``
-        (a window covering part of its clip gets that part re-standardised), its audio zero after its end.
+        short video's: its own length, rounded up to the UNet's multiple), conditioned on the tokens inside the
+        video (``window_token_count``), its target read by ``window_envelope`` (a window covering part of its
+        clip gets that part re-standardised), its audio zero after its end.
         """
         sampling = sampling_config(sampling) if isinstance(sampling, str) else sampling
         check_sampling(sampling, self.scheduler)
         check_seed(seed)
         generators = [torch.Generator(self.unet.device).manual_seed(seed + i) for i in range(len(labels))]
+        counts = [tokens.shape[1]] * len(labels)
         if seconds is None:
             samples, windows = [self.clip.num_samples] * len(labels), [Window(0, self.window_frames, 0, 0)] * len(labels)
         else:  # each row the one window the pipeline plans for a video of its length
             samples = [min(self.clip.num_samples, max(1, round(s * self.sample_rate))) for s in seconds]
             windows = [plan_windows(math.ceil(n / self.frame_samples), self.window_frames, 0, self.frame_multiple)[0]
                        for n in samples]
+            counts = [self.window_token_count(n / self.sample_rate) for n in samples]
         latent_seconds = self.frame_samples / self.sample_rate
         audio = np.zeros((len(labels), self.clip.num_samples), np.float32)
-        for length in sorted({window.length for window in windows}):  # one UNet batch per window length
-            rows = [i for i, window in enumerate(windows) if window.length == length]
+        for length, count in sorted(set(zip((w.length for w in windows), counts))):  # a UNet batch per length, tokens
+            rows = [i for i, (window, n) in enumerate(zip(windows, counts)) if (window.length, n) == (length, count)]
             targets = None
             if envelope is not None:
                 targets = np.asarray(envelope, np.float32)[rows]  # (b, <= window frames)
                 if seconds is not None:  # the part of its clip each window covers, as _advance reads it
                     targets = np.stack([window_envelope(t, latent_seconds, windows[i], latent_seconds)
                                         for i, t in zip(rows, targets)])
-            latents = self.sample_latents(tokens[rows], [labels[i] for i in rows], sampling,
+            latents = self.sample_latents(tokens[rows, :count], [labels[i] for i in rows], sampling,
                                           [generators[i] for i in rows], length, envelope=targets,
                                           sync_guidance=sync_guidance)
             for i, wave in zip(rows, self.decode_latents(latents)):
