@@ -387,7 +387,8 @@ class VideoToAudioPipeline(DiffusionPipeline):
         is Euler ancestral at 25 steps (CFG 5), ``"turbo"`` at 4; the other keywords override single settings. ``label`` is
         the Flan-T5 prompt ("" without one); ``label`` and ``start`` (seconds into the video) are one
         for all videos or a list of one per video. Long videos are rendered in windows joined by
-        ``mode`` ("inpaint" or "crossfade") over ``overlap_seconds``. ``reference_audio`` is
+        ``mode`` ("inpaint" or "crossfade") over ``overlap_seconds``; a video shorter than a window is one window
+        of its own length, conditioned on the mapper tokens inside it (``mapper.generation.window_tokens``). ``reference_audio`` is
         continued by the soundtrack. A video that would render more than ``max_seconds`` (default
         ``extractors.media_limits.MAX_SECONDS``) is refused before its first window, as one whose
         frames are too small or too large. ``sync_guidance``: timing control, how hard the sound is pulled
