@@ -82,7 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed-offset", type=seed_offsets, default=[0],
                    help="render clip i with seed i + this (default 0); a comma-separated list renders every row at "
                         "each and reports the mean too (on 30 clips the sync error and FD move with the seed)")
-    p.add_argument("--head", default="toy", help="'toy' or an envelope head folder")
+    p.add_argument("--head", default=None, help="'toy' or an envelope head folder (default: 'toy'; with --mapper, the "
+                                                "head of the decoder the mapper names)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds (medians)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a shared machine's cores)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -119,7 +120,7 @@ def run(args) -> int:
     mapper = build_mapper(MapperConfig.from_preset("toy", n_layer=2, n_head=2))  # only its rendering is used
     pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("toy"), mapper, load_audioldm2("toy"))
     pipe.set_progress_bar_config(disable=True)
-    pipe.envelope_head = load_envelope_head(args.head)
+    pipe.envelope_head = load_envelope_head(args.head or "toy")
     clip = ClipConfig()
     specs = [c for c in plan_world(*WORLD, clip)["clips"] if c["duration"] >= clip.seconds]
     specs = specs[args.offset:args.offset + args.clips]
@@ -141,7 +142,7 @@ def run(args) -> int:
             for i in range(0, count, 8)])
 
     print(machine_line(torch.device("cpu")))
-    print(f"{len(specs)} clips of toy world seed {WORLD[1]} from #{args.offset}, fast preset, head {args.head}")
+    print(f"{len(specs)} clips of toy world seed {WORLD[1]} from #{args.offset}, fast preset, head {args.head or 'toy'}")
     others = np.roll(np.arange(len(specs)), 1)  # clip i gets clip i-1's envelope
 
     def measure(offset: int) -> dict:
@@ -186,7 +187,7 @@ def run_from_video(args) -> int:
 
     world = args.world or Path(WORLD_DIR)
     grid = args.grid or [(EnvelopeGuidanceConfig().scale, EnvelopeGuidanceConfig().first_fraction)]
-    pipe = load_pipeline(mapper=args.mapper)
+    pipe = load_pipeline(mapper=args.mapper, envelope_head=args.head)
     if pipe.missing_for_sync_guidance():
         raise SystemExit(f"--mapper {args.mapper}: sync guidance needs {pipe.missing_for_sync_guidance()}")
     clips = held_out_clips(world, pipe.clip, limit=args.clips)

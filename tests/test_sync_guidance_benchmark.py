@@ -72,3 +72,21 @@ def test_the_length_table_has_a_line_per_row_and_n_a_where_a_world_has_no_class(
     lines = bench._subset_table(rows, ["whole", "short"]).splitlines()
     assert lines[0] == "| row | class acc, whole | sync err, whole (s) | class acc, short | sync err, short (s) |"
     assert len(lines) == 3 and lines[2] == "| unguided | 0.93 | 0.518 | n/a | 0.534 |"
+
+
+def test_a_named_head_reaches_the_pipeline_the_mapper_loads(monkeypatch, tmp_path):
+    """--head with --mapper: the pipeline is loaded with that head (a mapper whose decoder is a folder names none);
+    without --head, the decoder's own (None)."""
+    import mapper.generation.loading as loading
+
+    seen = []
+
+    def load_pipeline(**kwargs):
+        seen.append(kwargs)
+        raise SystemExit("stop before rendering")
+
+    monkeypatch.setattr(loading, "load_pipeline", load_pipeline)
+    for extra, head in ((["--head", str(tmp_path)], str(tmp_path)), ([], None)):
+        with pytest.raises(SystemExit, match="stop before rendering"):
+            bench.main(["--mapper", str(tmp_path), "--world", str(tmp_path), *extra])
+        assert seen[-1] == {"mapper": tmp_path, "envelope_head": head}
