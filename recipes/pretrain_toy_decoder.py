@@ -38,6 +38,16 @@ def stage_list(text: str) -> tuple[str, ...]:
     return stages
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {value}")
+    return value
+
+
 def parse_args(argv):
     parser = OneLineArgumentParser(prog="python -m recipes.pretrain_toy_decoder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None,
@@ -50,6 +60,9 @@ def parse_args(argv):
     parser.add_argument("--vocoder-steps", type=int_in_range(1), default=3000)
     parser.add_argument("--unet-steps", type=int_in_range(1), default=4000)
     parser.add_argument("--batch", type=int_in_range(1, 256), default=8, help="clips per UNet step")
+    parser.add_argument("--label-with-tokens", type=fraction, default=None,
+                        help="of the UNet's rows with tokens, the fraction that also see the label (default: "
+                             "LABEL_WITH_TOKENS of mapper.decoders.audioldm2.pretraining.unet)")
     parser.add_argument("--threads", type=int_in_range(1, 256), default=2, help="torch CPU threads")
     parser.add_argument("--base", default=None, help="start from this decoder ('toy' or a diffusers folder) "
                         "instead of a fresh build; needs --stages")
@@ -122,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         lap("vocoder")
     if "unet" in args.stages:
         labels = [corpus.labels[i] for i in train]
+        mix = {} if args.label_with_tokens is None else {"label_with_tokens": args.label_with_tokens}
         train_unet(pipe, latents, corpus.tokens[train], labels, args.unet_steps, args.batch, lr=1e-3,
-                   generator=generator)
+                   generator=generator, **mix)
         lap("unet")
     freeze(pipe)
     _save(pipe, args, timings, len(train), base)

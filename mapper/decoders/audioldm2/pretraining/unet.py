@@ -35,7 +35,8 @@ class TextTable:
 
 
 def train_unet(pipe: AudioLDM2Pipeline, latents: torch.Tensor, tokens: torch.Tensor, labels: list[str], steps: int,
-               batch: int, lr: float, generator: torch.Generator, log=print):
+               batch: int, lr: float, generator: torch.Generator, log=print,
+               label_with_tokens: float = LABEL_WITH_TOKENS):
     """latents (N, C, T, F) scaled, tokens (N, 8, D), labels (N,) -> pipe.unet trained in place."""
     unet, scheduler = pipe.unet, pipe.scheduler
     table = TextTable(pipe, labels)
@@ -54,7 +55,7 @@ def train_unet(pipe: AudioLDM2Pipeline, latents: torch.Tensor, tokens: torch.Ten
             kind, text[row] = unconditional[int(torch.randint(0, 3, (1,), generator=generator))]
             cond[row] = negatives[kind]
         cond[(draw >= DROP_BOTH) & (draw < DROP_BOTH + DROP_TOKENS)] = 0.0
-        tokens_only = (draw >= DROP_BOTH + DROP_TOKENS) & (torch.rand(batch, generator=generator) >= LABEL_WITH_TOKENS)
+        tokens_only = (draw >= DROP_BOTH + DROP_TOKENS) & (torch.rand(batch, generator=generator) >= label_with_tokens)
         text[tokens_only] = empty
         t = torch.randint(0, len(alphas), (batch,), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
