@@ -136,6 +136,7 @@ def _one_error_line(capsys) -> str:
     (["--stages", "vocoder"], "--stages"),  # some stages only: the others come from --base
     (["--base", "toy", "--stages", "vocodr"], "--stages"),
     (["--base", "/nonexistent/decoder", "--stages", "unet"], "--base"),
+    (["--label-with-tokens", "1.5"], "--label-with-tokens"),
 ])
 def test_the_recipe_refuses_a_bad_argument_in_one_line(argv, option, capsys):
     from recipes import pretrain_toy_decoder
@@ -155,6 +156,46 @@ def test_the_recipe_refuses_an_out_that_is_a_file_before_any_work(tmp_path, caps
     (tmp_path / "file").write_text("not a folder")
     assert pretrain_toy_decoder.main(["--out", str(tmp_path / "file")]) == 2
     assert "--out" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_label_with_tokens_is_the_share_of_token_rows_that_see_the_label(share, monkeypatch):
+    """The UNet stage's dropout mix: of the rows that carry their own audio's tokens, `share` also carry
+    their label in the T5 stream (the rest the empty text); the other rows are the unconditional pairs."""
+    from types import SimpleNamespace
+
+    from diffusers import DDPMScheduler
+
+    from mapper.decoders.audioldm2.pretraining import unet as unet_stage
+
+    texts = ["bell ringing", "drum hitting", "", "negative"]
+
+    class Table:  # T5 rows that say which text they are: embeds[k] == k
+        def __init__(self, pipe, labels):
+            self.texts, self.embeds, self.masks = texts, torch.arange(4.0).view(4, 1, 1), torch.ones(4, 1)
+
+        def index(self, text):
+            return texts.index(text if text in texts else "negative")
+
+    seen = {}
+
+    def spy_unet(noisy, t, encoder_hidden_states, encoder_hidden_states_1, encoder_attention_mask_1):
+        seen["tokens"], seen["text"] = encoder_hidden_states, encoder_hidden_states_1[:, 0, 0].long()
+        return SimpleNamespace(sample=noisy)
+
+    monkeypatch.setattr(unet_stage, "TextTable", Table)
+    monkeypatch.setattr(unet_stage, "negative_tokens", lambda pipe, prompt, mode: -torch.ones(8, 4))
+    monkeypatch.setattr(unet_stage, "train_steps", lambda unet, loss_of, *args: loss_of(0))
+    rows = 2000
+    tokens = torch.rand(rows, 8, 4) + 1.0  # positive: neither zeros nor the negative tokens
+    pipe = SimpleNamespace(unet=spy_unet, scheduler=DDPMScheduler())
+    unet_stage.train_unet(pipe, torch.zeros(rows, 1, 4, 4), tokens, ["bell ringing"] * rows, steps=1, batch=rows,
+                          lr=1e-3, generator=torch.Generator().manual_seed(0), label_with_tokens=share)
+    own = (seen["tokens"] > 0).all(dim=2).all(dim=1)  # rows with their audio's tokens
+    with_label = seen["text"][own] == texts.index("bell ringing")
+    assert own.float().mean() == pytest.approx(1 - unet_stage.DROP_BOTH - unet_stage.DROP_TOKENS, abs=0.03)
+    assert with_label.float().mean() == pytest.approx(share, abs=0.04)
+    assert (seen["text"][own][~with_label] == texts.index("")).all()
 
 
 @pytest.mark.slow
