@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -44,6 +45,27 @@ def int_in_range(minimum: int, maximum: int | None = None):
         return value
 
     parse.__name__ = allowed
+    return parse
+
+
+def float_in_range(minimum: float, maximum: float | None = None, *, above: bool = False):
+    """An argparse `type`: a finite number >= minimum (> with `above`), and <= maximum when given; the error
+    names the option and what is allowed."""
+    if maximum is None:
+        allowed = f"a finite number {'>' if above else '>='} {minimum:g}"
+    else:
+        allowed = f"a number from {minimum:g}{' (excluded)' if above else ''} to {maximum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        low_ok = value > minimum if above else value >= minimum
+        if not (low_ok and math.isfinite(value) and (maximum is None or value <= maximum)):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text}")
+        return value
+
     return parse
 
 

@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 # torch and the decoder are imported once the command line is accepted: --help and a wrong option answer at once
-from recipes.cli import OneLineArgumentParser, check_folder_option, int_in_range, usage_error
+from recipes.cli import OneLineArgumentParser, check_folder_option, float_in_range, int_in_range, usage_error
 
 LATENT_FRAMES = 256  # AudioLDM-2's native window: 10.24 s
 STAGES = ("audiomae", "vae", "vocoder", "unet")
@@ -38,16 +38,6 @@ def stage_list(text: str) -> tuple[str, ...]:
     return stages
 
 
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {value}")
-    return value
-
-
 def parse_args(argv):
     parser = OneLineArgumentParser(prog="python -m recipes.pretrain_toy_decoder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None,
@@ -60,7 +50,7 @@ def parse_args(argv):
     parser.add_argument("--vocoder-steps", type=int_in_range(1), default=3000)
     parser.add_argument("--unet-steps", type=int_in_range(1), default=4000)
     parser.add_argument("--batch", type=int_in_range(1, 256), default=8, help="clips per UNet step")
-    parser.add_argument("--label-with-tokens", type=fraction, default=None,
+    parser.add_argument("--label-with-tokens", type=float_in_range(0.0, 1.0), default=None,
                         help="of the UNet's rows with tokens, the fraction that also see the label (default: "
                              "LABEL_WITH_TOKENS of mapper.decoders.audioldm2.pretraining.unet)")
     parser.add_argument("--threads", type=int_in_range(1, 256), default=2, help="torch CPU threads")

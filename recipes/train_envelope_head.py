@@ -18,29 +18,18 @@ files at most). The held-out clips' MSE and correlation per noise band are print
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from recipes.cli import OneLineArgumentParser, check_folder_option, int_in_range, usage_error
+from recipes.cli import OneLineArgumentParser, check_folder_option, float_in_range, int_in_range, usage_error
 
 LATENT_FRAMES = 256  # AudioLDM-2's native window: 10.24 s
 TOY_CORPUS_SEED = 1  # the toy decoder's own world (the mapper's is seed 0): the head sees what the decoder saw
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 HELD_OUT_EVERY = 10  # a folder corpus: every tenth file, in name order, is held out
 PROVENANCE = "provenance.json"
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def parse_args(argv):
@@ -54,7 +43,7 @@ def parse_args(argv):
                         help="seed of the toy corpus's world and of training")
     parser.add_argument("--steps", type=int_in_range(1), default=1500)
     parser.add_argument("--batch", type=int_in_range(1, 1024), default=16, help="clips per step")
-    parser.add_argument("--lr", type=positive_float, default=2e-3)
+    parser.add_argument("--lr", type=float_in_range(0.0, above=True), default=2e-3)
     parser.add_argument("--threads", type=int_in_range(1, 256), default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.decoder not in ("toy", "tiny") and not (Path(args.decoder) / "model_index.json").is_file():

@@ -119,6 +119,7 @@ def _error_line(capsys) -> str:
     (["--decoder", "/nonexistent/decoder", "--out", "x"], "--decoder"),
     (["--decoder", "toy", "--out", "x", "--steps", "0"], "--steps"),
     (["--decoder", "toy", "--out", "x", "--lr", "-1"], "--lr"),
+    (["--decoder", "toy", "--out", "x", "--lr", "nan"], "--lr"),
     (["--decoder", "toy", "--out", "x", "--corpus", "/nonexistent/wavs"], "--corpus"),
 ])
 def test_the_recipe_refuses_a_bad_argument_in_one_line(argv, option, capsys):

@@ -137,6 +137,7 @@ def _one_error_line(capsys) -> str:
     (["--base", "toy", "--stages", "vocodr"], "--stages"),
     (["--base", "/nonexistent/decoder", "--stages", "unet"], "--base"),
     (["--label-with-tokens", "1.5"], "--label-with-tokens"),
+    (["--label-with-tokens", "nan"], "--label-with-tokens"),
 ])
 def test_the_recipe_refuses_a_bad_argument_in_one_line(argv, option, capsys):
     from recipes import pretrain_toy_decoder
