@@ -120,7 +120,8 @@ def run(args) -> int:
     mapper = build_mapper(MapperConfig.from_preset("toy", n_layer=2, n_head=2))  # only its rendering is used
     pipe = VideoToAudioPipeline.from_parts(VisualExtractors.from_preset("toy"), mapper, load_audioldm2("toy"))
     pipe.set_progress_bar_config(disable=True)
-    pipe.envelope_head = load_envelope_head(args.head or "toy")
+    head = args.head or "toy"
+    pipe.envelope_head = load_envelope_head(head)
     clip = ClipConfig()
     specs = [c for c in plan_world(*WORLD, clip)["clips"] if c["duration"] >= clip.seconds]
     specs = specs[args.offset:args.offset + args.clips]
@@ -142,7 +143,7 @@ def run(args) -> int:
             for i in range(0, count, 8)])
 
     print(machine_line(torch.device("cpu")))
-    print(f"{len(specs)} clips of toy world seed {WORLD[1]} from #{args.offset}, fast preset, head {args.head or 'toy'}")
+    print(f"{len(specs)} clips of toy world seed {WORLD[1]} from #{args.offset}, fast preset, head {head}")
     others = np.roll(np.arange(len(specs)), 1)  # clip i gets clip i-1's envelope
 
     def measure(offset: int) -> dict:
