@@ -24,13 +24,17 @@ reference, then the rest from the cheapest. ``--report-only`` (and the end of ev
 ``OUT/sampling.md`` (the table, the machine, the choice), ``OUT/frontier.png`` (FD against seconds per
 clip, the Pareto frontier drawn) and ``OUT/choice.json``, the presets chosen from the measurement:
 
-    fast   the cheapest setting (seconds per clip) within 5 % of the best FD and 0.02 of the best class accuracy
+    fast   the cheapest setting (fewest UNet evaluations per clip, then the best FD) within 5 % of the best FD
+           and 0.02 of the best class accuracy
     turbo  the setting with the best FD at <= 8 UNet evaluations per clip (class accuracy breaks ties)
 
 The grid renders each clip with one seed, and on 30 clips FD moves with the seed by more than the grid's
-differences between good settings. ``--seed-check`` renders the chosen presets, the reference and ``--also``
-settings with clip i seeded i + offset (``--offsets``, default 0, 100, 200) into ``OUT/seeds.json``, and the
-report adds their per-seed scores and means.
+differences between good settings. So the grid is a screen: ``--seed-check`` renders the settings it
+shortlists (``sampling_grid.shortlist``: within 25 % of the best FD and 0.07 of the best class accuracy among
+those, and the same among the cheap ones), the chosen presets, the reference and ``--also`` settings with clip
+i seeded i + offset (``--offsets``, default 0, 100, 200) into ``OUT/seeds.json`` (of the mapper given, which
+may be newer than the grid's: offset 0 is then rendered again), and the report applies the rules to the
+shortlist's means over those seeds once all are measured, and adds the per-seed scores and means.
 
 ``mapper.generation.sampling.SAMPLING_PRESETS`` carries them by hand; ``tests/test_sampling_presets.py`` checks
 that they resolve to ``docs/sampling/choice.json``.
@@ -47,7 +51,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import seed_offsets
-from benchmarks.sampling_grid import GUIDANCE, QUICK, SCHEDULERS, STEPS, Setting, grid
+from benchmarks.sampling_grid import GUIDANCE, QUICK, SCHEDULERS, STEPS, Setting, grid, shortlist
 from recipes.machine import machine_line
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -178,10 +182,11 @@ def seed_check(out: Path, mapper: Path | None, world: Path | None, offsets: list
     from evaluation.toy_report import real_embedding, score
     from extractors.atomic import atomic_write_text
 
-    keys = list(_chosen_keys(out).values())
-    keys += [key for key in extra if key not in keys]
     mapper_dir, identity = _mapper_identity(mapper)
     path, grid = out / "seeds.json", read_results(out)
+    keys = list(_chosen_keys(out).values())
+    screened = [row for row in grid.values() if row["clips"] == clips]  # the screen may be another mapper's grid
+    keys += [key for key in (shortlist(screened) if screened else []) + extra if key not in keys]
     done = json.loads(path.read_text()) if path.is_file() else {}
     if done and (done.get("clips"), done.get("mapper_sha256")) != (clips, identity):
         raise SystemExit(f"{path} holds {done.get('clips')} clips per setting of mapper {done.get('mapper_sha256')}, "

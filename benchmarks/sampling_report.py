@@ -1,10 +1,15 @@
 """``benchmarks.sampling``'s report: the presets chosen from the measured settings, the table and the frontier.
 
-The rules (``benchmarks.sampling``'s docstring): ``fast`` is the cheapest setting within 5 % of the best FD and
-0.02 of the best class accuracy (when no setting is within both, 0.02 of the best accuracy among those within 5 %
-of the best FD: on 30 clips a cheap setting far in FD can top the accuracy by one clip); ``turbo`` the best FD at <= 8 UNet evaluations per clip; both are also
-compared with the reference (DDIM, 100 steps, guidance 3.5: the paper's decoding), against the turbo goals
-(FD <= 1.2x, class accuracy >= 0.9x, >= 8x less time per clip).
+The rules (``benchmarks.sampling``'s docstring): ``fast`` is the cheapest setting (fewest UNet evaluations per
+clip, then the best FD) within 5 % of the best FD and 0.02 of the best class accuracy (when no setting is within
+both, 0.02 of the best accuracy among those within 5 % of the best FD: on 30 clips a cheap setting far in FD can
+top the accuracy by one clip); ``turbo`` the best FD at <= 8 UNet evaluations per clip; both are also compared
+with the reference (DDIM, 100 steps, guidance 3.5: the paper's decoding), against the turbo goals (FD <= 1.2x,
+class accuracy >= 0.9x, >= 8x less time per clip).
+
+The rules are applied to the means over sampling seeds (``seeds.json``, ``benchmarks.sampling --seed-check``)
+of the settings the one-seed grid shortlists (``sampling_grid.shortlist``) once every one of them is measured
+at every offset there; until then to the grid's own seed.
 """
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.sampling_grid import CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, TURBO_EVALUATIONS, Setting
+from benchmarks.sampling_grid import (CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, TURBO_EVALUATIONS, Setting,
+                                      shortlist)
 from extractors.atomic import atomic_write_text
 
 TURBO_GOALS = {"fd": 1.2, "class_accuracy": 0.9, "speedup": 8.0}
+SEED_SCORES = ("fd", "class_accuracy", "event_sync_error_s")  # what seeds.json holds per setting and offset
 
 
 def pareto_frontier(rows: list[dict]) -> list[dict]:
@@ -38,9 +45,31 @@ def choose(rows: list[dict]) -> dict:
         close = [r for r in close_fd if r["class_accuracy"] >= max(c["class_accuracy"] for c in close_fd) - CLASS_TOLERANCE]
     cheap = [r for r in rows if r["unet_evaluations_per_clip"] <= TURBO_EVALUATIONS + 1e-9]
     reference = next((r for r in rows if (r["scheduler"], r["steps"], r["guidance"]) == REFERENCE), None)
-    return {"fast": min(close, key=lambda r: r["seconds_per_clip"]) if close else None,
+    return {"fast": min(close, key=lambda r: (r["unet_evaluations_per_clip"], r["fd"])) if close else None,
             "turbo": min(cheap, key=lambda r: (r["fd"], -r["class_accuracy"])) if cheap else None,
             "reference": reference, "best_fd": best_fd, "best_class_accuracy": best_accuracy}
+
+
+def across_seeds(rows: list[dict], seeds: dict | None) -> list[dict] | None:
+    """The grid's shortlisted ``rows`` and the reference, each with its scores (``SEED_SCORES``) replaced by
+    their means over the offsets of ``seeds`` (seeds.json), those offsets as "seed_offsets" and no inception score
+    (seeds.json has none); UNet evaluations and seconds stay the grid's. None until every one of them is measured
+    at every offset of ``seeds``, on the grid's number of clips."""
+    if not seeds or not rows or seeds.get("clips") != rows[0]["clips"]:
+        return None
+    per = seeds["rows"]
+    offsets = sorted({offset for scores in per.values() for offset in scores}, key=int)
+    keys = shortlist(rows) + [r["key"] for r in rows if (r["scheduler"], r["steps"], r["guidance"]) == REFERENCE]
+    if any(set(per.get(key, {})) != set(offsets) for key in keys):
+        return None
+    by_key = {r["key"]: r for r in rows}
+    means = []
+    for key in dict.fromkeys(keys):
+        row = {name: value for name, value in by_key[key].items() if name != "inception_score"}
+        row.update({name: statistics.fmean(per[key][offset][name] for offset in offsets) for name in SEED_SCORES},
+                   seed_offsets=[int(offset) for offset in offsets])
+        means.append(row)
+    return means
 
 
 def against_reference(row: dict, reference: dict) -> dict:
@@ -69,16 +98,27 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
     rows = [results[key] for key in planned if key in results]
     if not rows:
         return f"{out}: nothing measured yet (run python -m benchmarks.sampling)"
-    chosen = choose(rows)
     missing = [key for key in planned if key not in results]
+    seeds_file = out / "seeds.json"
+    seeds = json.loads(seeds_file.read_text()) if seeds_file.is_file() else None
+    means = None if missing else across_seeds(rows, seeds)
+    chosen = choose(means or rows)
+    if means:
+        chosen_from = (f"means over seed offsets {', '.join(map(str, means[0]['seed_offsets']))} of the "
+                       f"{len(means)} settings the grid shortlists (mapper sha256 {seeds.get('mapper_sha256')})")
+    else:
+        chosen_from = "the grid's one seed" + (" (python -m benchmarks.sampling --seed-check chooses from seed means)"
+                                               if not missing else "")
     cheap_done = not any(Setting.of(key).unet_evaluations <= TURBO_EVALUATIONS for key in missing)
     summary = [f"{len(rows)} of {len(planned)} settings measured ({rows[0]['clips']} clips; {rows[0]['machine']})"
                + (f"; still to measure: {len(missing)}, the most expensive (resume: python -m benchmarks.sampling)"
                   if missing else "")]
     timing_file = out / "timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    summary.append(f"chosen from {chosen_from}")
     choice = {"clips": rows[0]["clips"], "settings_measured": len(rows), "settings_planned": len(planned),
-              "complete": not missing, "cheap_settings_complete": cheap_done, "machine": rows[0]["machine"]}
+              "complete": not missing, "cheap_settings_complete": cheap_done, "machine": rows[0]["machine"],
+              "chosen_from": chosen_from}
     for name in ("fast", "turbo", "reference"):
         row = chosen[name]
         if row is None:
@@ -88,8 +128,9 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
             name = "fast_so_far"
         choice[name] = {**_setting(row), "measured": {k: row[k] for k in ("fd", "class_accuracy", "event_sync_error_s",
                                                                          "inception_score", "seconds_per_clip",
-                                                                         "unet_evaluations_per_clip")}}
-        text = f"{name}: {row['key']} (FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, {row['seconds_per_clip']:.2f} s/clip)"
+                                                                         "unet_evaluations_per_clip") if k in row}}
+        text = (f"{name}: {row['key']} ({'mean ' if means else ''}FD {row['fd']:.2f}, class {row['class_accuracy']:.2f}, "
+                f"{row['unet_evaluations_per_clip']:.0f} UNet evaluations and {row['seconds_per_clip']:.2f} s per clip)")
         if chosen["reference"] is not None and name != "reference":
             ratios = against_reference(row, chosen["reference"])
             timed = timing.get("settings", {})
@@ -107,7 +148,9 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
                 text += f" -> turbo goals {'met' if met else 'missed'}"
         summary.append(text)
     atomic_write_text(out / "choice.json", json.dumps(choice, indent=1) + "\n")
-    _plot(out / "frontier.png", rows, {("fast (so far)" if missing and name == "fast" else name): chosen[name]
+    # the chosen settings are drawn where the grid measured them (the plot is the grid's one seed)
+    _plot(out / "frontier.png", rows, {("fast (so far)" if missing and name == "fast" else name):
+                                       results[chosen[name]["key"]] if chosen[name] else None
                                        for name in ("fast", "turbo", "reference")})
     table = ["| scheduler | steps | guidance | UNet evals / clip | s / clip | FD | class acc | sync err (s) | IS |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -121,9 +164,12 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
              "classifier's, the event-sync error is against the world's events, IS is the classifier's inception score. "
              "Seconds per clip are timed once per setting over a run of hours on a shared 2-core machine: compare them "
              "loosely. The speed-ups quoted against DDIM-100 for the chosen presets are timed side by side "
-             "(`timing.json`). Rules: `fast` is the cheapest setting within 5 % of the best FD and 0.02 of the best "
-             "class accuracy (final only once every setting is measured); `turbo` the best FD at <= 8 UNet evaluations "
-             "per clip (a guided step counts two). Schedulers other than DDIM take the toy decoder's saved "
+             "(`timing.json`). Rules: `fast` is the cheapest setting (fewest UNet evaluations per clip, then the best "
+             "FD) within 5 % of the best FD and 0.02 of the best class accuracy (final only once every setting is "
+             "measured); `turbo` the best FD at <= 8 UNet evaluations per clip (a guided step counts two). Both are "
+             "applied to the means over the seeds of `seeds.json` of the settings this one-seed grid shortlists "
+             "(within 25 % of its best FD and, among those, 0.07 of their best class accuracy; the same among the "
+             "settings of <= 8 UNet evaluations) once `--seed-check` has measured them all. Schedulers other than DDIM take the toy decoder's saved "
              "`timestep_spacing` (\"leading\").")
     text = "\n".join(["# Sampling settings, measured", "", about, "", *[f"- {line}" for line in summary], "",
                       *_seeds_section(out / "seeds.json", chosen["reference"]),
@@ -144,8 +190,9 @@ def _seeds_section(path: Path, reference: dict | None) -> list[str]:
     offsets = sorted({int(offset) for per in rows.values() for offset in per})
     reference_key = reference["key"] if reference else None
     lines = ["## Across sampling seeds", "",
-             f"`--seed-check` ({seeds['clips']} clips; {seeds['machine']}): FD / class accuracy with clip i seeded "
-             "i + offset. The grid above is offset 0.", "",
+             f"`--seed-check` ({seeds['clips']} clips; mapper sha256 {seeds.get('mapper_sha256', 'not recorded')}; "
+             f"{seeds['machine']}): FD / class accuracy with clip i seeded i + offset; offset 0 is the grid's own "
+             "seed (its rows are the grid's when the mapper is the grid's).", "",
              "| setting | " + " | ".join(f"offset {o}" for o in offsets) + " | mean | mean vs DDIM-100 |",
              "|---|" + "---|" * (len(offsets) + 2)]
     def mean(per: dict, name: str, over) -> float:  # a score's mean over the given offsets (keys of per)

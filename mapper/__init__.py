@@ -4,7 +4,7 @@ and AudioLDM-2.
     import mapper
     result = mapper.generate("clip.mp4", "dog barking")   # uses the last trained mapper
     result.audio, result.sample_rate                        # float32 mono, 16000; any video length
-    mapper.generate("clip.mp4", "dog barking", preset="fast")            # Euler ancestral, 25 steps
+    mapper.generate("clip.mp4", "dog barking", preset="fast")            # Euler, 25 steps
     mapper.generate("clip.mp4", "rain", reference_audio="rain.wav")      # continue a reference sound
 
     pipe = mapper.load_pipeline(mapper="runs/toy/mapper")  # or name one explicitly (a diffusers pipeline)

@@ -459,7 +459,7 @@ def build_app(demo: Demo):
                     )  # fmt: skip
                 with gr.Accordion("Sampling", open=True):
                     preset = gr.Radio(list(SAMPLING_PRESETS), value=DEFAULT_PRESET, label="Preset",
-                                      info="paper: DDIM 100 steps; fast: Euler ancestral 25 steps; turbo: Euler ancestral 4 steps")  # fmt: skip
+                                      info="paper: DDIM 100 steps; fast: Euler 25 steps; turbo: Euler ancestral 4 steps")  # fmt: skip
                     with gr.Row():
                         steps = gr.Slider(1, 200, value=default.num_inference_steps, step=1, label="Steps",
                                           elem_id="steps")  # fmt: skip

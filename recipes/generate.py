@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--extractors", default=None, help="override the extractor preset")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--preset", default="paper", metavar="{" + ",".join(SAMPLING_PRESETS) + "}",
-                          help="paper: DDIM 100 steps CFG 3.5; fast: Euler ancestral 25 steps CFG 5; turbo: Euler ancestral 4 steps CFG 5 (fast, turbo: Euler for long videos and reference audio)")  # fmt: skip
+                          help="paper: DDIM 100 steps CFG 3.5; fast: Euler 25 steps CFG 5; turbo: Euler ancestral 4 steps CFG 5 (Euler for long videos and reference audio)")  # fmt: skip
     sampling.add_argument("--scheduler", default=None, help="any compatible diffusers scheduler class name")
     sampling.add_argument("--steps", default=None, help="number of sampling steps (integer >= 1)")
     sampling.add_argument("--guidance", default=None, help="classifier-free guidance scale (>= 1; 1: none)")

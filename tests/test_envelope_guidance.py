@@ -29,9 +29,8 @@ from mapper.loading import build_mapper
 
 TINY_HEAD = EnvelopeHeadConfig(hidden=16, dilations=(1, 2), time_features=8)
 FRAMES = 40
-# A deterministic solver (DPM-Solver++ 2M, the fast preset before session 8) for the mechanics checked bit for bit
-# and against the formulas: the fast preset's Euler ancestral draws fresh noise at every step and works in
-# sigma-scaled latents.
+# A solver that works in unscaled latents (DPM-Solver++ 2M, the fast preset before session 8) for the mechanics
+# checked bit for bit and against the formulas: the fast preset's Euler works in sigma-scaled latents.
 SOLVER = sampling_config("fast", scheduler="DPMSolverMultistepScheduler")
 
 

@@ -15,7 +15,7 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, UniPCMultistepScheduler  # noqa: E402
+from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler  # noqa: E402
 
 from extractors.video import VideoReadError  # noqa: E402
 from mapper.decoders.audioldm2 import build_tiny_audioldm2, encode_labels, text_generated_embeds  # noqa: E402
@@ -91,13 +91,16 @@ class UNetCalls:
 # ---------------------------------------------------------------- presets and schedulers
 
 
-def test_presets_are_the_papers_decoding_and_a_fast_ancestral_sampler():
+def test_presets_are_the_papers_decoding_a_fast_deterministic_sampler_and_a_turbo_ancestral_one():
     paper, fast = SAMPLING_PRESETS["paper"], SAMPLING_PRESETS["fast"]
     assert (paper.scheduler, paper.num_inference_steps, paper.guidance_scale) == ("DDIMScheduler", 100, 3.5)
     assert paper.negative_prompt == "low quality, average quality" and paper.negative_mode == "audioldm2"
-    assert (fast.scheduler, fast.num_inference_steps, fast.guidance_scale) == ("EulerAncestralDiscreteScheduler", 25, 5.0)
+    assert (fast.scheduler, fast.num_inference_steps, fast.guidance_scale) == ("EulerDiscreteScheduler", 25, 5.0)
+    turbo = SAMPLING_PRESETS["turbo"]
+    assert (turbo.scheduler, turbo.num_inference_steps, turbo.guidance_scale) == ("EulerAncestralDiscreteScheduler", 4, 5.0)
     base = build_tiny_audioldm2().scheduler
-    solver = make_scheduler(base, fast)
+    assert isinstance(make_scheduler(base, fast), EulerDiscreteScheduler)
+    solver = make_scheduler(base, turbo)
     assert isinstance(solver, EulerAncestralDiscreteScheduler)
     assert solver.config.beta_start == base.config.beta_start == 0.0015  # AudioLDM-2's training schedule kept
     assert isinstance(make_scheduler(base, paper), DDIMScheduler)

@@ -91,9 +91,10 @@ def test_inpainting_joins_are_more_seamless_than_crossfade(tiny_pipeline, tmp_pa
 
 
 def test_requests_that_continue_a_latent_use_the_continuation_scheduler(tiny_pipeline, tmp_path, monkeypatch):
-    """fast samples a one-window clip with Euler ancestral, and every window of a long video (in either join mode, so
+    """turbo samples a one-window clip with Euler ancestral, and every window of a long video (in either join mode, so
     the modes differ only in the join) or of a reference continuation with the deterministic Euler; a named
-    scheduler samples everything; a clip sounds the same whether or not a continuing request shares its call."""
+    scheduler samples everything; a clip sounds the same whether or not a continuing request shares its call; fast
+    (Euler itself) samples everything with Euler."""
     import mapper.generation.pipeline as pipeline_module
 
     used = []  # (scheduler, rows) per UNet batch
@@ -101,32 +102,35 @@ def test_requests_that_continue_a_latent_use_the_continuation_scheduler(tiny_pip
     monkeypatch.setattr(pipeline_module, "make_scheduler",
                         lambda base, sampling: used.append(sampling.scheduler) or real(base, sampling))
     short, long = write_video(tmp_path / "eight.mp4", 8.0, seed=1), write_video(tmp_path / "twenty.mp4", 20.0, seed=2)
-    fast = dict(preset="fast", num_inference_steps=2)
+    turbo = dict(preset="turbo", num_inference_steps=2)
 
-    alone = tiny_pipeline(short, "dog barking", **fast).audio
+    alone = tiny_pipeline(short, "dog barking", **turbo).audio
     assert used == ["EulerAncestralDiscreteScheduler"]
     used.clear()
-    tiny_pipeline(long, "dog barking", **fast)
+    tiny_pipeline(long, "dog barking", **turbo)
     assert used == ["EulerDiscreteScheduler"] * 3  # 3 windows, all continued alike
     used.clear()
-    tiny_pipeline(long, "dog barking", mode="crossfade", **fast)
+    tiny_pipeline(long, "dog barking", mode="crossfade", **turbo)
     assert used == ["EulerDiscreteScheduler"] * 3
     used.clear()
-    tiny_pipeline(long, "dog barking", scheduler="DPMSolverMultistepScheduler", **fast)
+    tiny_pipeline(long, "dog barking", scheduler="DPMSolverMultistepScheduler", **turbo)
     assert used == ["DPMSolverMultistepScheduler"] * 3
     used.clear()
-    both = tiny_pipeline([short, long], ["dog barking"] * 2, batch_size=2, **fast)
+    both = tiny_pipeline([short, long], ["dog barking"] * 2, batch_size=2, **turbo)
     assert sorted(used[:2]) == ["EulerAncestralDiscreteScheduler", "EulerDiscreteScheduler"]  # two UNet batches
     np.testing.assert_allclose(both[0].audio, alone, rtol=0, atol=1e-5)
     used.clear()
     sf.write(tmp_path / "reference.wav", band_noise(300, 2.0, seed=3), SR, subtype="FLOAT")
-    tiny_pipeline(short, "dog barking", reference_audio=tmp_path / "reference.wav", **fast)
+    tiny_pipeline(short, "dog barking", reference_audio=tmp_path / "reference.wav", **turbo)
     assert used == ["EulerDiscreteScheduler"]
 
-    fast_config = sampling_config("fast")
-    assert fast_config.for_continuation().scheduler == "EulerDiscreteScheduler"
-    assert sampling_config("paper").for_continuation() == sampling_config("paper")
-    assert sampling_config("fast", scheduler="UniPCMultistepScheduler").continuation_scheduler is None
+    assert sampling_config("turbo").for_continuation().scheduler == "EulerDiscreteScheduler"
+    used.clear()
+    tiny_pipeline([short, long], ["dog barking"] * 2, batch_size=2, preset="fast", num_inference_steps=2)
+    assert used and set(used) == {"EulerDiscreteScheduler"}
+    for preset in ("fast", "paper"):  # no continuation scheduler of their own: continuations as the rest
+        assert sampling_config(preset).for_continuation() == sampling_config(preset)
+    assert sampling_config("turbo", scheduler="UniPCMultistepScheduler").continuation_scheduler is None
     with pytest.raises(ValueError, match="continuation_scheduler 'Warp' is not a diffusers scheduler"):
         tiny_pipeline(short, "dog barking", preset=sampling_config("fast", continuation_scheduler="Warp"))
 
@@ -222,7 +226,7 @@ def test_reference_region_comes_back_and_the_continuation_is_seamless(oracle_pip
     reference = band_noise(centre_hz, 3.0, seed=7)
     sf.write(tmp_path / "reference.wav", reference, SR, subtype="FLOAT")  # PCM-16 would add a noise floor
     # DPM-Solver++ 2M at CFG 3.5 (the fast preset before session 8): on this Gaussian-process oracle a deterministic
-    # solver's continuation is exact; Euler ancestral (the fast preset's scheduler for one window without a reference)
+    # solver's continuation is exact; Euler ancestral (the turbo preset's scheduler for one window without a reference)
     # draws fresh noise at every step and joins no better than a splice here, which is why the preset continues a
     # reference with Euler (mapper.generation.sampling, "Continuations")
     out = pipe(video, "dog barking", preset="fast", reference_audio=tmp_path / "reference.wav", keep_reference=True,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.sampling_grid import REFERENCE, SCHEDULERS, Setting, grid
-from benchmarks.sampling_report import choose, pareto_frontier
+from benchmarks.sampling_grid import REFERENCE, SCHEDULERS, Setting, grid, shortlist
+from benchmarks.sampling_report import across_seeds, choose, pareto_frontier
 
 CHOICE = Path(__file__).resolve().parents[1] / "docs" / "sampling" / "choice.json"
 
@@ -91,3 +91,58 @@ def test_the_report_gives_each_seeds_scores_their_mean_and_the_ratio_to_the_refe
     # the ratio uses the offsets the reference has too: (8.8 + 5.2) / 2 = 7.0 against 7.0
     assert "| euler_a/4/5 | 8.80 / 0.90 | 5.20 / 0.90 | 9.00 / 0.60 | 7.67 / 0.80 | FD x1.00, class x1.00 |" in page
     assert "| ddim/100/3.5 | 8.00 / 0.80 | 6.00 / 1.00 |  | 7.00 / 0.90 |  |" in page
+
+
+def test_the_shortlist_keeps_the_settings_close_in_fd_and_class_among_all_and_among_the_cheap():
+    rows = [_row("ddim", 100, 3.5, fd=7.8, accuracy=0.90, seconds=3.0),       # 30 % above the best FD
+            _row("euler", 25, 5.0, fd=6.0, accuracy=0.93, seconds=1.0),       # the best FD
+            _row("euler_a", 25, 5.0, fd=7.4, accuracy=0.87, seconds=1.0),     # within 25 % and 0.07 of 0.93
+            _row("euler_a", 100, 5.0, fd=6.1, accuracy=0.77, seconds=3.0),    # close in FD, far in class
+            _row("heun", 25, 5.0, fd=7.6, accuracy=0.97, seconds=2.0),        # 27 % above the best FD
+            _row("deis", 4, 5.0, fd=9.0, accuracy=0.97, seconds=0.3),         # cheap: their best FD
+            _row("unipc", 4, 5.0, fd=11.0, accuracy=0.97, seconds=0.3),       # 22 % above it
+            _row("euler", 4, 5.0, fd=12.0, accuracy=0.97, seconds=0.3)]       # 33 % above it
+    assert shortlist(rows) == ["euler/25/5", "euler_a/25/5", "deis/4/5", "unipc/4/5"]
+
+
+def _seeds(scores: dict) -> dict:
+    """seeds.json rows: {key: {offset: (fd, accuracy)}}."""
+    return {"clips": 30, "machine": "test", "mapper_sha256": "m", "rows": {
+        key: {offset: {"fd": fd, "class_accuracy": accuracy, "event_sync_error_s": 0.5}
+              for offset, (fd, accuracy) in per.items()} for key, per in scores.items()}}
+
+
+def test_the_presets_are_chosen_from_seed_means_once_every_shortlisted_setting_has_every_seed(tmp_path):
+    from benchmarks.sampling_report import write_report
+
+    rows = [_row("ddim", 100, 3.5, fd=7.5, accuracy=0.87, seconds=3.0),
+            _row("euler_a", 25, 5.0, fd=5.4, accuracy=0.93, seconds=1.1),   # the best FD at the grid's seed
+            _row("euler", 25, 5.0, fd=6.5, accuracy=0.93, seconds=1.2),
+            _row("euler_a", 4, 5.0, fd=7.6, accuracy=0.97, seconds=0.4),
+            _row("deis", 4, 5.0, fd=8.0, accuracy=0.97, seconds=0.3)]
+    assert choose(rows)["fast"]["key"] == "euler_a/25/5"
+    scores = {"ddim/100/3.5": {"0": (7.5, 0.87), "100": (7.2, 0.77)},
+              "euler_a/25/5": {"0": (5.4, 0.93), "100": (9.0, 0.87)},   # mean 7.2
+              "euler/25/5": {"0": (6.5, 0.93), "100": (5.9, 0.90)},     # mean 6.2: the best
+              "euler_a/4/5": {"0": (7.6, 0.97), "100": (7.2, 0.93)},
+              "deis/4/5": {"0": (8.0, 0.97)}}                             # one seed missing
+    assert across_seeds(rows, _seeds(scores)) is None
+    write_report(tmp_path, {r["key"]: r for r in rows}, [r["key"] for r in rows])
+    assert json.loads((tmp_path / "choice.json").read_text())["fast"]["name"] == "euler_a"  # no seed file yet
+    (tmp_path / "seeds.json").write_text(json.dumps(_seeds(scores)))
+    write_report(tmp_path, {r["key"]: r for r in rows}, [r["key"] for r in rows])
+    choice = json.loads((tmp_path / "choice.json").read_text())
+    assert choice["fast"]["name"] == "euler_a" and choice["chosen_from"].startswith("the grid's one seed")
+
+    scores["deis/4/5"]["100"] = (6.8, 0.97)  # mean 7.4: now the best cheap setting
+    means = across_seeds(rows, _seeds(scores))
+    assert {r["key"] for r in means} == {r["key"] for r in rows}  # all five shortlisted, the reference too
+    euler = next(r for r in means if r["key"] == "euler/25/5")
+    assert euler["fd"] == 6.2 and abs(euler["class_accuracy"] - 0.915) < 1e-12 and "inception_score" not in euler
+    (tmp_path / "seeds.json").write_text(json.dumps(_seeds(scores)))
+    write_report(tmp_path, {r["key"]: r for r in rows}, [r["key"] for r in rows])
+    choice = json.loads((tmp_path / "choice.json").read_text())
+    assert (choice["fast"]["name"], choice["fast"]["measured"]["fd"]) == ("euler", 6.2)
+    assert (choice["turbo"]["name"], choice["turbo"]["measured"]["fd"]) == ("deis", 7.4)
+    assert choice["chosen_from"].startswith("means over seed offsets 0, 100 of the 5 settings")
+    assert abs(choice["fast"]["against_reference"]["fd"] - 6.2 / 7.35) < 1e-12  # against the reference's mean

@@ -384,7 +384,7 @@ class VideoToAudioPipeline(DiffusionPipeline):
 
         Paper decoding by default (``preset="paper"``: DDIM 100 steps, CFG 3.5, AudioLDM-2's negative
         prompt ``DEFAULT_NEGATIVE_PROMPT`` with its own negative GPT-2 condition); ``"fast"``
-        is Euler ancestral at 25 steps (CFG 5), ``"turbo"`` at 4; the other keywords override single settings. ``label`` is
+        is Euler at 25 steps (CFG 5), ``"turbo"`` Euler ancestral at 4; the other keywords override single settings. ``label`` is
         the Flan-T5 prompt ("" without one); ``label`` and ``start`` (seconds into the video) are one
         for all videos or a list of one per video. Long videos are rendered in windows joined by
         ``mode`` ("inpaint" or "crossfade") over ``overlap_seconds``; a video shorter than a window is one window
