@@ -174,7 +174,8 @@ def time_check(out: Path, mapper: Path | None, world: Path | None, clips: int = 
 
 def seed_check(out: Path, mapper: Path | None, world: Path | None, offsets: list[int], extra: list[str],
                clips: int) -> None:
-    """FD, class accuracy and event-sync error of the settings ``choice.json`` names (and ``extra`` keys) with
+    """FD, class accuracy and event-sync error of the settings ``choice.json`` names, the grid's shortlist
+    (``sampling_grid.shortlist``: the settings the presets are chosen among) and ``extra`` keys with
     clip i seeded i + offset, for each offset -> ``out/seeds.json`` (rewritten after each setting: a rerun skips
     what is there). Offset 0 is the grid's own render, taken from ``results.jsonl`` when it is there and of the
     same mapper and clips."""

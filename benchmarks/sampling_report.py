@@ -17,8 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.sampling_grid import (CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, TURBO_EVALUATIONS, Setting,
-                                      shortlist)
+from benchmarks.sampling_grid import (CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, SHORTLIST_CLASS,
+                                      SHORTLIST_FD, TURBO_EVALUATIONS, Setting, shortlist)
 from extractors.atomic import atomic_write_text
 
 TURBO_GOALS = {"fd": 1.2, "class_accuracy": 0.9, "speedup": 8.0}
@@ -168,8 +168,9 @@ def write_report(out: Path, results: dict[str, dict], planned: list[str]) -> str
              "FD) within 5 % of the best FD and 0.02 of the best class accuracy (final only once every setting is "
              "measured); `turbo` the best FD at <= 8 UNet evaluations per clip (a guided step counts two). Both are "
              "applied to the means over the seeds of `seeds.json` of the settings this one-seed grid shortlists "
-             "(within 25 % of its best FD and, among those, 0.07 of their best class accuracy; the same among the "
-             "settings of <= 8 UNet evaluations) once `--seed-check` has measured them all. Schedulers other than DDIM take the toy decoder's saved "
+             f"(within {SHORTLIST_FD * 100:g} % of its best FD and, among those, {SHORTLIST_CLASS:g} of their best class "
+             f"accuracy; the same among the settings of <= {TURBO_EVALUATIONS} UNet evaluations) once `--seed-check` "
+             "has measured them all. Schedulers other than DDIM take the toy decoder's saved "
              "`timestep_spacing` (\"leading\").")
     text = "\n".join(["# Sampling settings, measured", "", about, "", *[f"- {line}" for line in summary], "",
                       *_seeds_section(out / "seeds.json", chosen["reference"]),
