@@ -59,10 +59,20 @@ class Setting:
                                scheduler_kwargs=dict(options))
 
 
+def is_cheap(row: dict) -> bool:
+    """A measured row of at most ``TURBO_EVALUATIONS`` UNet evaluations per clip: turbo's pool."""
+    return row["unet_evaluations_per_clip"] <= TURBO_EVALUATIONS + 1e-9
+
+
+def is_reference(row: dict) -> bool:
+    """The measured row of the ``REFERENCE`` setting (the paper's decoding)."""
+    return (row["scheduler"], row["steps"], row["guidance"]) == REFERENCE
+
+
 def shortlist(rows: list[dict]) -> list[str]:
     """The keys of the grid's ``rows`` (one seed) that the presets are chosen among across seeds (``SHORTLIST_FD``,
     ``SHORTLIST_CLASS``), in the rows' order."""
-    cheap = [r for r in rows if r["unet_evaluations_per_clip"] <= TURBO_EVALUATIONS + 1e-9]
+    cheap = [r for r in rows if is_cheap(r)]
     keys = set()
     for pool in (rows, cheap) if cheap else (rows,):
         best_fd = min(r["fd"] for r in pool)

@@ -17,8 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.sampling_grid import (CLASS_TOLERANCE, FD_TOLERANCE, REFERENCE, SCHEDULERS, SHORTLIST_CLASS,
-                                      SHORTLIST_FD, TURBO_EVALUATIONS, Setting, shortlist)
+from benchmarks.sampling_grid import (CLASS_TOLERANCE, FD_TOLERANCE, SCHEDULERS, SHORTLIST_CLASS, SHORTLIST_FD,
+                                      TURBO_EVALUATIONS, Setting, is_cheap, is_reference, shortlist)
 from extractors.atomic import atomic_write_text
 
 TURBO_GOALS = {"fd": 1.2, "class_accuracy": 0.9, "speedup": 8.0}
@@ -43,8 +43,8 @@ def choose(rows: list[dict]) -> dict:
     close = [r for r in close_fd if r["class_accuracy"] >= best_accuracy - CLASS_TOLERANCE]
     if not close:  # the best accuracy is a setting far in FD: the bound is then the best among the FD-close ones
         close = [r for r in close_fd if r["class_accuracy"] >= max(c["class_accuracy"] for c in close_fd) - CLASS_TOLERANCE]
-    cheap = [r for r in rows if r["unet_evaluations_per_clip"] <= TURBO_EVALUATIONS + 1e-9]
-    reference = next((r for r in rows if (r["scheduler"], r["steps"], r["guidance"]) == REFERENCE), None)
+    cheap = [r for r in rows if is_cheap(r)]
+    reference = next((r for r in rows if is_reference(r)), None)
     return {"fast": min(close, key=lambda r: (r["unet_evaluations_per_clip"], r["fd"])) if close else None,
             "turbo": min(cheap, key=lambda r: (r["fd"], -r["class_accuracy"])) if cheap else None,
             "reference": reference, "best_fd": best_fd, "best_class_accuracy": best_accuracy}
@@ -59,7 +59,7 @@ def across_seeds(rows: list[dict], seeds: dict | None) -> list[dict] | None:
         return None
     per = seeds["rows"]
     offsets = sorted({offset for scores in per.values() for offset in scores}, key=int)
-    keys = shortlist(rows) + [r["key"] for r in rows if (r["scheduler"], r["steps"], r["guidance"]) == REFERENCE]
+    keys = shortlist(rows) + [r["key"] for r in rows if is_reference(r)]
     if any(set(per.get(key, {})) != set(offsets) for key in keys):
         return None
     by_key = {r["key"]: r for r in rows}
